@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.requirements-installed
+
+.PHONY: demo test test-fast lint format table2 bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m experiments.demo --workdir=runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist=loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist=loadfile -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check lbie_tf keras_layers data_builders experiments tests benchmarks
+	$(BIN)/ruff format --check lbie_tf keras_layers data_builders experiments tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format lbie_tf keras_layers data_builders experiments tests benchmarks
+	$(BIN)/ruff check --fix lbie_tf keras_layers data_builders experiments tests benchmarks
+
+table2: $(STAMP)
+	$(BIN)/python -m experiments.table2 --workdir=runs/table2
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.cosal_train
+
+clean:
+	rm -rf $(VENV) runs

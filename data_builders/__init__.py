@@ -1,0 +1,1 @@
+"""TFDS dataset builders for the LBIE experiments."""

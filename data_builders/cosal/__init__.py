@@ -1,0 +1,1 @@
+"""CoSaL: Colorizing Shapes with Artificial Language (Chen et al. 2018)."""

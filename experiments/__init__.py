@@ -1,0 +1,1 @@
+"""Thin absl entry points for the LBIE experiments."""

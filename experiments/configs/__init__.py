@@ -1,0 +1,1 @@
+"""Experiment configurations as code (ml_collections)."""

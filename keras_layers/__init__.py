@@ -1,0 +1,1 @@
+"""Reusable Keras 3 layers for recurrent attentive text-image fusion."""

@@ -1,0 +1,1 @@
+"""LBIE models, losses, metrics, input pipelines, training, export, editing."""
