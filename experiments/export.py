@@ -1,0 +1,56 @@
+r"""Exports a trained CoSaL model as a .keras file and a SavedModel.
+
+  python -m experiments.export --model=runs/demo --out=runs/demo/export
+
+--model takes a .keras file or a training workdir. The SavedModel's
+`serving_default` signature takes `image` (uint8 [B, 48, 48, 3]) and
+`sentences` (string [B, 9], e.g. "circle is red") and returns `labels`,
+`colored_image` and, for models with attention, `attention_weights`; it needs
+only TensorFlow to load (tf.saved_model.load). Bad input prints one line
+`error: ...` to stderr and exits with status 2.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from lbie_tf import cli_errors, export_lib  # noqa: E402
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "A .keras file or a training workdir (holds model.keras)."
+)
+_OUT = flags.DEFINE_string(
+    "out",
+    None,
+    "Export directory to write (new, empty, or an earlier export).",
+)
+
+
+def _run(argv):
+    if len(argv) > 1:
+        raise cli_errors.UsageError(
+            f"unexpected arguments {argv[1:]}; pass --model and --out."
+        )
+    for flag in (_MODEL, _OUT):
+        if flag.value is None:
+            raise cli_errors.UsageError(
+                f"--{flag.name} is required; see --help."
+            )
+    paths = export_lib.export_model(_MODEL.value, _OUT.value)
+    print(f"export directory: {paths.export_dir}")
+    print(f"keras model:      {paths.keras_path}")
+    print(f"SavedModel:       {paths.saved_model_dir}")
+    print(
+        "  signature serving_default: image uint8 [B, S, S, 3], sentences "
+        "string [B, 9] -> labels, colored_image (+ attention_weights)"
+    )
+
+
+def main(argv):
+    cli_errors.exit_on_user_error(_run, argv)
+
+
+if __name__ == "__main__":
+    app.run(main)

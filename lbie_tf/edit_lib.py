@@ -1,0 +1,538 @@
+"""Colours a CoSaL silhouette image as a text says, with a trained model.
+
+Everything that checks the user's input (text, image, model path, output
+paths) runs before TensorFlow is imported, so bad input fails in well under a
+second; TensorFlow and Keras are imported only to load and run the model.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+from data_builders.cosal import vocabulary
+from lbie_tf import cli_errors, explain_figure
+
+DEFAULT_IMAGE_SIZE = 48
+MODEL_FILE_NAME = "model.keras"
+BACKGROUND_RGB = (255, 255, 255)
+MAX_SCALE = 64
+# Keras reports a broken archive with any of these, depending on which part of
+# the file is damaged; anything else is a bug and keeps its traceback.
+_MODEL_LOAD_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    json.JSONDecodeError,
+)
+_MODE_NAMES = {
+    "1": "1-bit black and white",
+    "L": "8-bit grey",
+    "LA": "grey with alpha",
+    "P": "palette",
+    "PA": "palette with alpha",
+    "RGBA": "RGB with alpha",
+    "CMYK": "CMYK",
+    "I": "32-bit integer grey",
+    "I;16": "16-bit grey",
+    "I;16B": "16-bit grey",
+    "F": "32-bit float grey",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFile:
+    """A checked `.keras` archive: its path and the input size it expects."""
+
+    path: str
+    image_size: int | None
+    output_names: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class EditResult:
+    """What the model made of one image: per-pixel labels (0 background, 1..C
+    colour index + 1), the coloured image, and the attention weights
+    (regions, 9, T) or None for models without attention."""
+
+    labels: np.ndarray
+    colored_image: np.ndarray
+    attention_weights: np.ndarray | None
+
+
+@dataclasses.dataclass(frozen=True)
+class EditArtifacts:
+    """Where `edit` wrote its pictures, and the colour it chose per cell."""
+
+    out_path: str
+    explain_path: str | None
+    cell_colors: tuple
+
+
+def resolve_model_path(path):
+    """Returns the `.keras` file that `path` names.
+
+    Args:
+      path: a `.keras` file, a training workdir or an export directory (both
+        hold `model.keras`).
+
+    Raises:
+      ModelFileError: if nothing usable is there.
+    """
+    accepted = (
+        "pass a .keras file, a training workdir or an export directory "
+        f"that holds {MODEL_FILE_NAME}"
+    )
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise cli_errors.ModelFileError(
+            f"model not found: {path!r} does not exist; {accepted}."
+        )
+    if os.path.isdir(path):
+        candidate = os.path.join(path, MODEL_FILE_NAME)
+        if not os.path.isfile(candidate):
+            raise cli_errors.ModelFileError(
+                f"directory {path!r} has no {MODEL_FILE_NAME}; {accepted}."
+            )
+        return candidate
+    if not path.endswith(".keras"):
+        raise cli_errors.ModelFileError(
+            f"model file {path!r} is not a .keras file; {accepted}."
+        )
+    return path
+
+
+def _find_input_size(node, name):
+    """Returns the spatial size of the InputLayer called `name` in a Keras
+    config tree, or None."""
+    if isinstance(node, dict):
+        config = node.get("config")
+        if (
+            node.get("class_name") == "InputLayer"
+            and isinstance(config, dict)
+            and config.get("name") == name
+        ):
+            shape = config.get("batch_shape") or config.get("batch_input_shape")
+            if shape and len(shape) == 4 and isinstance(shape[1], int):
+                return shape[1]
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        size = _find_input_size(child, name)
+        if size is not None:
+            return size
+    return None
+
+
+def inspect_model_file(path):
+    """Checks that `path` is a readable `.keras` archive without loading it.
+
+    Catches missing, truncated and non-Keras files before TensorFlow starts.
+
+    Returns:
+      A `ModelFile`; `image_size` is None when the config does not say.
+
+    Raises:
+      ModelFileError: naming the problem.
+    """
+    expected = "expected a .keras archive written by keras.Model.save"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            if "config.json" not in names:
+                raise cli_errors.ModelFileError(
+                    f"corrupt model file {path!r}: the archive has no "
+                    f"config.json; {expected}."
+                )
+            bad_member = archive.testzip()
+            if bad_member is not None:
+                raise cli_errors.ModelFileError(
+                    f"corrupt model file {path!r}: {bad_member} is damaged; "
+                    f"{expected}."
+                )
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise cli_errors.ModelFileError(
+            f"corrupt model file {path!r}: not a readable zip archive "
+            f"({cli_errors.one_line(error)}); {expected}."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise cli_errors.ModelFileError(
+            f"corrupt model file {path!r}: config.json is not valid JSON; "
+            f"{expected}."
+        ) from None
+    outputs = ()
+    if isinstance(config, dict) and isinstance(config.get("config"), dict):
+        output_layers = config["config"].get("output_layers")
+        if isinstance(output_layers, dict):
+            outputs = tuple(sorted(output_layers))
+    return ModelFile(
+        path=path,
+        image_size=_find_input_size(config, "image"),
+        output_names=outputs,
+    )
+
+
+def parse_description(text):
+    """Tokenises a CoSaL description of 9 sentences of 3 tokens.
+
+    Returns:
+      (ids, sentences): int32 (9, 3) token ids and the 9 normalised sentences.
+
+    Raises:
+      TextError: for unknown words or the wrong sentence count or length.
+    """
+    try:
+        ids = vocabulary.text_to_sentence_ids(text)
+    except ValueError as error:
+        raise cli_errors.TextError(str(error)) from None
+    sentences = tuple(vocabulary.ids_to_sentence(row) for row in ids)
+    return np.asarray(ids, dtype=np.int32), sentences
+
+
+def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
+    """Reads an 8-bit RGB image of silhouettes (black shapes on white).
+
+    Returns:
+      uint8 array (image_size, image_size, 3).
+
+    Raises:
+      ImageError: if the file is missing, not an image, not mode RGB or not
+        image_size x image_size pixels.
+    """
+    accepted = (
+        f"expected a {image_size}x{image_size} 8-bit RGB PNG of black "
+        "shapes on white"
+    )
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise cli_errors.ImageError(
+            f"image not found: {path!r} is not a file; {accepted}."
+        )
+    try:
+        with Image.open(path) as image:
+            mode, size = image.mode, image.size
+            if mode == "RGB" and size == (image_size, image_size):
+                pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except Image.UnidentifiedImageError:
+        raise cli_errors.ImageError(
+            f"{path!r} is not an image file; {accepted}."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise cli_errors.ImageError(
+            f"{path!r} is a damaged image ({cli_errors.one_line(error)}); "
+            f"{accepted}."
+        ) from None
+    if mode != "RGB":
+        description = _MODE_NAMES.get(mode, "unsupported")
+        raise cli_errors.ImageError(
+            f"{path!r} has image mode {mode} ({description}); {accepted} "
+            "(mode RGB; convert with Pillow: Image.open(path).convert('RGB'))."
+        )
+    if size != (image_size, image_size):
+        raise cli_errors.ImageError(
+            f"{path!r} is {size[0]}x{size[1]} pixels; {accepted}."
+        )
+    return pixels
+
+
+def check_output_path(path, flag_name="--out"):
+    """Checks that a PNG can be written at `path` without writing anything.
+
+    Raises:
+      OutputError: if the name does not end in .png, names a directory, or
+        its directory does not exist or is not writable.
+    """
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise cli_errors.OutputError(
+            f"{flag_name}={path!r} must name a .png file."
+        )
+    if os.path.isdir(path):
+        raise cli_errors.OutputError(
+            f"{flag_name}={path!r} is a directory; pass a .png file name."
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise cli_errors.OutputError(
+            f"{flag_name}={path!r}: directory {directory!r} does not exist."
+        )
+    if not os.access(directory, os.W_OK):
+        raise cli_errors.OutputError(
+            f"{flag_name}={path!r}: directory {directory!r} is not writable."
+        )
+    return path
+
+
+def write_png_atomically(path, pixels):
+    """Writes `pixels` (uint8 H x W x 3) as a PNG so that `path` never holds a
+    half-written file: the PNG goes to a temporary file beside it, which then
+    replaces `path` in one rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary_path = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(
+                file, format="PNG"
+            )
+        os.replace(temporary_path, path)
+    except BaseException:
+        if os.path.exists(temporary_path):
+            os.remove(temporary_path)
+        raise
+    return path
+
+
+def colorize_labels(labels, palette=vocabulary.COLOR_RGB):
+    """Draws a label map: 0 white, label k in palette[k - 1].
+
+    Args:
+      labels: integer array (..., H, W) of labels in 0..len(palette).
+      palette: RGB triples, one per colour (default: CoSaL's COLOR_RGB).
+
+    Returns:
+      uint8 array (..., H, W, 3).
+    """
+    labels = np.asarray(labels)
+    lookup = np.asarray((BACKGROUND_RGB, *palette), dtype=np.uint8)
+    if labels.size and (labels.min() < 0 or labels.max() >= len(lookup)):
+        raise ValueError(
+            f"labels must lie in 0..{len(lookup) - 1} (0 background, then one "
+            f"per palette colour); received values in "
+            f"{labels.min()}..{labels.max()}."
+        )
+    return lookup[labels.astype(np.int64)]
+
+
+def upscale(pixels, scale):
+    """Enlarges an image `scale` times with nearest-neighbour sampling, so the
+    cells stay crisp for viewing."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise ValueError(
+            f"scale must be an integer in 1..{MAX_SCALE}; received {scale!r}."
+        )
+    if not 1 <= scale <= MAX_SCALE:
+        raise ValueError(
+            f"scale must be an integer in 1..{MAX_SCALE}; received {scale}."
+        )
+    pixels = np.asarray(pixels)
+    return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+
+
+def cell_colors(silhouette, labels, grid_size=3):
+    """Names the colour predicted for each cell's shape (majority vote over
+    the cell's dark silhouette pixels), row-major; '-' where a cell has no
+    shape pixels."""
+    silhouette = np.asarray(silhouette)
+    labels = np.asarray(labels)
+    cell = labels.shape[0] // grid_size
+    shape_pixels = silhouette.max(axis=-1) < 128
+    names = []
+    for row in range(grid_size):
+        for col in range(grid_size):
+            window = np.s_[
+                row * cell : (row + 1) * cell, col * cell : (col + 1) * cell
+            ]
+            votes = labels[window][shape_pixels[window]]
+            votes = votes[votes > 0]
+            if votes.size == 0:
+                names.append("-")
+                continue
+            winner = int(np.bincount(votes).argmax())
+            names.append(vocabulary.COLOR_NAMES[winner - 1])
+    return tuple(names)
+
+
+def load_model(path):
+    """Loads a CoSaL Keras model from a `.keras` file, a workdir or an export.
+
+    Raises:
+      ModelFileError: if the path is missing or the file is not a model.
+    """
+    model_file = inspect_model_file(resolve_model_path(path))
+    _, keras = cli_errors.import_tensorflow_quietly()
+    # Importing the model module registers the project's custom layers, which
+    # keras.saving.load_model needs to rebuild the model.
+    try:
+        from lbie_tf import cosal_models  # noqa: F401
+    except ModuleNotFoundError as error:  # TODO(deploy): drop once it exists.
+        if error.name != "lbie_tf.cosal_models":
+            raise
+
+    try:
+        return keras.saving.load_model(model_file.path, compile=False)
+    except _MODEL_LOAD_ERRORS as error:
+        message = cli_errors.one_line(error)
+        if len(message) > 300:
+            message = message[:300] + "..."
+        raise cli_errors.ModelFileError(
+            f"cannot load model {model_file.path!r} ({message}); expected a "
+            ".keras archive of a CoSaL model written by keras.Model.save."
+        ) from None
+
+
+def model_image_size(model):
+    """Returns the image size a CoSaL Keras model takes (48 if unknown)."""
+    for tensor in getattr(model, "inputs", None) or ():
+        name = getattr(tensor, "name", "")
+        if name.split(":")[0] == "image" and len(tensor.shape) == 4:
+            if tensor.shape[1] is not None:
+                return int(tensor.shape[1])
+    return DEFAULT_IMAGE_SIZE
+
+
+def run_model(model, image, sentence_ids):
+    """Runs a CoSaL model on one image and its 9 x 3 token ids.
+
+    Returns:
+      An `EditResult`.
+    """
+    from keras import ops
+
+    outputs = model(
+        {
+            "image": np.asarray(image, dtype=np.uint8)[None],
+            "sentences": np.asarray(sentence_ids, dtype=np.int32)[None],
+        },
+        training=False,
+    )
+    logits = ops.convert_to_numpy(outputs["logits"])[0]
+    labels = logits.argmax(axis=-1).astype(np.uint8)
+    attention = outputs.get("attention_weights")
+    if attention is not None:
+        attention = ops.convert_to_numpy(attention)[0]
+    return EditResult(
+        labels=labels,
+        colored_image=colorize_labels(labels),
+        attention_weights=attention,
+    )
+
+
+def edit(
+    model_path,
+    image_path,
+    text,
+    out_path,
+    explain_path=None,
+    scale=1,
+    explain_scale=8,
+):
+    """Colours `image_path` as `text` says and writes the result to
+    `out_path` (and the attention picture to `explain_path`).
+
+    All inputs are checked before the model is loaded; nothing is written
+    unless every step succeeds, and each PNG is written atomically.
+
+    Returns:
+      An `EditArtifacts`.
+
+    Raises:
+      UserError: (a subclass) naming what is wrong with an input.
+    """
+    for name, value in (("scale", scale), ("explain_scale", explain_scale)):
+        try:
+            upscale(np.zeros((1, 1, 3), np.uint8), value)
+        except ValueError:
+            raise cli_errors.UsageError(
+                f"--{name} must be an integer in 1..{MAX_SCALE}; "
+                f"received {value!r}."
+            ) from None
+    check_output_path(out_path, "--out")
+    if explain_path is not None:
+        check_output_path(explain_path, "--explain")
+        if os.path.abspath(explain_path) == os.path.abspath(out_path):
+            raise cli_errors.UsageError(
+                f"--explain and --out name the same file {out_path!r}; "
+                "pass two different .png files."
+            )
+    sentence_ids, sentences = parse_description(text)
+    model_file = inspect_model_file(resolve_model_path(model_path))
+    image_size = model_file.image_size or DEFAULT_IMAGE_SIZE
+    image = read_silhouette_image(image_path, image_size)
+    if (
+        explain_path is not None
+        and model_file.output_names
+        and "attention_weights" not in model_file.output_names
+    ):
+        raise cli_errors.UsageError(
+            f"--explain needs a model with attention; {model_file.path!r} has "
+            f"none (its outputs: {', '.join(model_file.output_names)})."
+        )
+
+    model = load_model(model_file.path)
+    if model_image_size(model) != image_size:
+        image = read_silhouette_image(image_path, model_image_size(model))
+    result = run_model(model, image, sentence_ids)
+    picture = upscale(result.colored_image, scale)
+    explanation = None
+    if explain_path is not None:
+        if result.attention_weights is None:
+            raise cli_errors.UsageError(
+                f"--explain needs a model with attention; {model_file.path!r} "
+                "outputs no attention_weights."
+            )
+        explanation = explain_figure.render_explanation(
+            result.colored_image,
+            result.attention_weights,
+            sentences,
+            scale=explain_scale,
+        )
+    write_png_atomically(out_path, picture)
+    if explanation is not None:
+        write_png_atomically(explain_path, explanation)
+    return EditArtifacts(
+        out_path=out_path,
+        explain_path=explain_path,
+        cell_colors=cell_colors(image, result.labels),
+    )
+
+
+def write_example(directory, num_direct=8, index=0, seed=0):
+    """Writes a CoSaL test-split example to try `edit` on.
+
+    Files: `in.png` (the silhouettes, the model's input), `target.png` (the
+    true colours) and `text.txt` (the nine sentences, one per line).
+
+    Returns:
+      (image_path, text_path, target_path).
+    """
+    from data_builders.cosal import generator
+
+    try:
+        rng = generator.example_rng(seed, "test", index)
+        example = generator.generate_example(rng, num_direct)
+    except ValueError as error:
+        raise cli_errors.UsageError(str(error)) from None
+    directory = os.fspath(directory)
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise cli_errors.OutputError(
+            f"cannot create directory {directory!r} "
+            f"({cli_errors.one_line(error)})."
+        ) from None
+    image_path = os.path.join(directory, "in.png")
+    target_path = os.path.join(directory, "target.png")
+    text_path = os.path.join(directory, "text.txt")
+    write_png_atomically(image_path, example["image"])
+    write_png_atomically(target_path, example["target"])
+    descriptor, temporary_path = tempfile.mkstemp(
+        prefix=".text.txt.", suffix=".tmp", dir=directory
+    )
+    with os.fdopen(descriptor, "w") as file:
+        file.write("\n".join(example["sentence_text"]) + "\n")
+    os.replace(temporary_path, text_path)
+    return image_path, text_path, target_path
