@@ -184,7 +184,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Initial release."}
-    BUILDER_CONFIGS = _registered_configs()
+    BUILDER_CONFIGS = list(REGISTERED_CONFIGS.values())
     DEFAULT_BUILDER_CONFIG_NAME = "direct_4"
 
     def _info(self) -> tfds.core.DatasetInfo:
