@@ -190,7 +190,10 @@ def get_temperature_schedule(identifier):
             return _SCHEDULES[class_name].from_config(
                 dict(identifier.get("config", {}))
             )
-        schedule = keras.saving.deserialize_keras_object(identifier)
+        try:
+            schedule = keras.saving.deserialize_keras_object(identifier)
+        except (TypeError, ValueError):
+            schedule = None
         if isinstance(schedule, TemperatureSchedule):
             return schedule
     raise ValueError(
