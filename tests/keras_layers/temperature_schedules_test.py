@@ -96,6 +96,12 @@ def test_get_temperature_schedule_accepts_numbers_and_objects():
             lambda: get_temperature_schedule({"class_name": "Nope"}),
             "temperature",
         ),
+        (
+            lambda: get_temperature_schedule(
+                {"class_name": "Dense", "config": {"units": 2}}
+            ),
+            "temperature",
+        ),
     ],
 )
 def test_bad_arguments_raise(make, name):
