@@ -1,0 +1,296 @@
+"""Tests of export_lib: the .keras copy, the SavedModel signature and its
+in-graph tokeniser, a fresh-process reload, and atomic writes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data_builders.cosal import generator, vocabulary
+from lbie_tf import cli_errors, edit_lib, export_lib
+
+# Runs with only TensorFlow importable: cwd is a temporary directory and
+# PYTHONPATH is unset, so no project module can be found.
+_FRESH_PROCESS = r"""
+import importlib.util, json, sys
+import numpy as np
+import tensorflow as tf
+
+for name in ("lbie_tf", "keras_layers", "data_builders", "experiments"):
+    assert importlib.util.find_spec(name) is None, name
+saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
+serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+inputs = np.load(inputs_path)
+sentences = json.load(open(inputs_path + ".json"))
+outputs = serve(
+    image=tf.constant(inputs["image"]), sentences=tf.constant(sentences)
+)
+np.savez(outputs_path, **{k: v.numpy() for k, v in outputs.items()})
+errors = {}
+for name, bad in json.load(open(inputs_path + ".bad.json")).items():
+    try:
+        serve(image=tf.constant(inputs["image"][:1]),
+              sentences=tf.constant(bad))
+        errors[name] = "no error"
+    except tf.errors.InvalidArgumentError as error:
+        errors[name] = error.message
+json.dump(errors, open(outputs_path + ".errors.json", "w"))
+assert not any(
+    m.split(".")[0] in ("lbie_tf", "keras_layers", "data_builders")
+    for m in sys.modules
+)
+"""
+
+
+def _tiny_model(num_steps=2, attention=True):
+    """A stand-in that follows the CoSaL model contract (uint8 image and
+    int32 ids in; logits and attention weights out)."""
+    image = keras.Input((48, 48, 3), dtype="uint8", name="image")
+    sentences = keras.Input((9, 3), dtype="int32", name="sentences")
+    x = keras.layers.Rescaling(1 / 255.0, offset=-0.5)(image)
+    pixel = keras.layers.Conv2D(7, 3, padding="same")(x)
+    words = keras.layers.Embedding(20, 4)(sentences)
+    words = keras.layers.Reshape((1, 1, 108))(words)
+    text = keras.layers.UpSampling2D(48)(keras.layers.Dense(7)(words))
+    outputs = {"logits": keras.layers.Add(name="logits")([pixel, text])}
+    if attention:
+        regions = keras.layers.Conv2D(4, 8, strides=8)(x)
+        regions = keras.layers.Reshape((36, 4))(regions)
+        scores = keras.layers.Dense(9 * num_steps)(regions)
+        scores = keras.layers.Reshape((36, 9, num_steps))(scores)
+        outputs["attention_weights"] = keras.layers.Softmax(
+            axis=2, name="attention_weights"
+        )(scores)
+    return keras.Model({"image": image, "sentences": sentences}, outputs)
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return _tiny_model()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    return export_lib.export_model(
+        model, tmp_path_factory.mktemp("export") / "cosal"
+    )
+
+
+def _examples(count):
+    examples = [
+        generator.generate_example(
+            generator.example_rng(0, "test", index), num_direct=4 + index
+        )
+        for index in range(count)
+    ]
+    images = np.stack([e["image"] for e in examples])
+    texts = [list(e["sentence_text"]) for e in examples]
+    ids = np.stack([e["sentences"] for e in examples])
+    return images, texts, ids
+
+
+def _tokenize(sentences):
+    """Tokenises in a graph, as the exported signature does."""
+    serving = export_lib._Serving(tf, keras.Model())
+    return tf.function(serving.tokenize)(tf.constant(sentences))
+
+
+def test_tokenizer_matches_the_python_vocabulary():
+    rng = np.random.default_rng(0)
+    sentences, expected = [], []
+    for _ in range(27):
+        words = [vocabulary.TOKENS[i] for i in rng.integers(0, 20, size=3)]
+        # Mixed case, runs of spaces and edge punctuation, as people type.
+        text = "  ".join(w.upper() if rng.random() < 0.3 else w for w in words)
+        text = text.replace(" ", " " * int(rng.integers(1, 3)))
+        text = text + rng.choice(["", ".", " !", ";"])
+        sentences.append(text)
+        expected.append(vocabulary.sentence_to_ids(text))
+    ids = _tokenize(np.reshape(sentences, (3, 9)))
+    np.testing.assert_array_equal(ids.numpy(), np.reshape(expected, (3, 9, 3)))
+
+
+def test_tokenizer_joins_overlapping_multi_word_tokens():
+    text = [
+        "half fat ellipse is light green",
+        "fat ellipse is red",
+        "half thin ellipse is blue",
+        "thin ellipse is grey",
+        "reverse triangle is black",
+        "triangle is yellow",
+        "light green below half fat ellipse",
+        "red left fat ellipse",
+        "blue above reverse triangle",
+    ]
+    ids = _tokenize([text]).numpy()[0]
+    expected = [vocabulary.sentence_to_ids(s) for s in text]
+    np.testing.assert_array_equal(ids, expected)
+
+
+@pytest.mark.parametrize(
+    "first, fragments",
+    [
+        ("circle is purple", ["Unknown CoSaL word", "purple", "rectangle"]),
+        ("circle is red red", ["exactly 3 tokens", "4 3 3"]),
+        ("circle red", ["exactly 3 tokens", "2 3 3"]),
+    ],
+)
+def test_tokenizer_fails_clearly(first, fragments):
+    text = [[first] + ["red below circle"] * 8]
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        _tokenize(text)
+    for fragment in fragments:
+        assert fragment in info.value.message
+
+
+def test_export_writes_keras_file_and_saved_model(exported, model):
+    assert sorted(os.listdir(exported.export_dir)) == [
+        "model.keras",
+        "saved_model",
+    ]
+    assert os.path.isfile(
+        os.path.join(exported.saved_model_dir, "saved_model.pb")
+    )
+    # No staging directories are left beside the export.
+    parent = os.path.dirname(exported.export_dir)
+    assert os.listdir(parent) == [os.path.basename(exported.export_dir)]
+    reloaded = keras.saving.load_model(exported.keras_path)
+    images, _, ids = _examples(2)
+    inputs = {"image": images, "sentences": ids}
+    np.testing.assert_allclose(
+        reloaded(inputs)["logits"], model(inputs)["logits"], atol=1e-6
+    )
+
+
+def test_signature_spec(exported):
+    serve = tf.saved_model.load(exported.saved_model_dir).signatures[
+        "serving_default"
+    ]
+    _, inputs = serve.structured_input_signature
+    assert inputs["image"].dtype == tf.uint8
+    assert inputs["image"].shape.as_list() == [None, 48, 48, 3]
+    assert inputs["sentences"].dtype == tf.string
+    assert inputs["sentences"].shape.as_list() == [None, 9]
+    outputs = serve.structured_outputs
+    assert outputs["labels"].dtype == tf.uint8
+    assert outputs["colored_image"].dtype == tf.uint8
+    assert outputs["attention_weights"].shape.as_list() == [None, 36, 9, 2]
+
+
+def test_saved_model_in_a_fresh_process_matches_keras(
+    exported, model, tmp_path
+):
+    images, texts, ids = _examples(3)
+    # Case, spaces and full stops must not change the tokens.
+    texts[1] = [s.upper() + "." for s in texts[1]]
+    texts[2] = [s.replace(" ", "   ") for s in texts[2]]
+    inputs_path = str(tmp_path / "inputs.npz")
+    np.savez(inputs_path, image=images)
+    json.dump(texts, open(inputs_path + ".json", "w"))
+    bad = {
+        "unknown": [["circle is purple"] + texts[0][1:]],
+        "length": [["circle is red red"] + texts[0][1:]],
+    }
+    json.dump(bad, open(inputs_path + ".bad.json", "w"))
+    outputs_path = str(tmp_path / "outputs.npz")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FRESH_PROCESS,
+            exported.saved_model_dir,
+            inputs_path,
+            outputs_path,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    served = np.load(outputs_path)
+    errors = json.load(open(outputs_path + ".errors.json"))
+
+    expected = model({"image": images, "sentences": ids})
+    logits = np.asarray(expected["logits"])
+    labels = logits.argmax(axis=-1)
+    top2 = np.sort(logits, axis=-1)[..., -2:]
+    # Pixels whose two best logits are within float noise may flip.
+    clear = top2[..., 1] - top2[..., 0] > 1e-5
+    assert clear.mean() > 0.99
+    assert served["labels"].dtype == np.uint8
+    np.testing.assert_array_equal(served["labels"][clear], labels[clear])
+    np.testing.assert_array_equal(
+        served["colored_image"], edit_lib.colorize_labels(served["labels"])
+    )
+    np.testing.assert_allclose(
+        served["attention_weights"],
+        np.asarray(expected["attention_weights"]),
+        atol=1e-5,
+    )
+    assert "purple" in errors["unknown"]
+    assert "exactly 3 tokens" in errors["length"]
+
+
+def test_export_replaces_an_earlier_export(model, tmp_path):
+    first = export_lib.export_model(model, tmp_path / "out")
+    stamp = os.path.getmtime(first.keras_path)
+    os.utime(first.keras_path, (stamp - 100, stamp - 100))
+    second = export_lib.export_model(model, tmp_path / "out")
+    assert os.path.getmtime(second.keras_path) > stamp - 100
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_export_refuses_a_directory_with_other_files(model, tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(cli_errors.OutputError, match="notes.txt"):
+        export_lib.export_model(model, target)
+    assert os.listdir(target) == ["notes.txt"]
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_failed_export_leaves_nothing(model, tmp_path, monkeypatch):
+    def fail(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_lib, "_write_saved_model", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_lib.export_model(model, tmp_path / "out")
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_re_export_keeps_the_earlier_export(
+    model, tmp_path, monkeypatch
+):
+    export_lib.export_model(model, tmp_path / "out")
+    monkeypatch.setattr(
+        export_lib,
+        "_write_saved_model",
+        lambda *args: (_ for _ in ()).throw(RuntimeError("disk full")),
+    )
+    with pytest.raises(RuntimeError):
+        export_lib.export_model(model, tmp_path / "out")
+    assert os.listdir(tmp_path) == ["out"]
+    assert sorted(os.listdir(tmp_path / "out")) == [
+        "model.keras",
+        "saved_model",
+    ]
+
+
+def test_export_rejects_what_is_not_a_model(tmp_path):
+    with pytest.raises(ValueError, match="keras.Model or a path"):
+        export_lib.export_model(object(), tmp_path / "out")
+    with pytest.raises(cli_errors.ModelFileError, match="not found"):
+        export_lib.export_model(str(tmp_path / "none.keras"), tmp_path / "o")
+    assert os.listdir(tmp_path) == []
