@@ -184,7 +184,13 @@ class GumbelTerminationGate(keras.layers.Layer):
         logits = self.gate_logits(step_states)
         gate_probs = ops.sigmoid(logits)
         stop_probabilities = stop_distribution(gate_probs)
-        if training:
+        if num_steps == 1:
+            # A single step is always selected; this also avoids a softmax
+            # over an axis of size 1.
+            selection = ops.ones_like(logits)
+            if training:
+                self.step.assign_add(1)
+        elif training:
             temperature = self.temperature_schedule(self.step)
             self.step.assign_add(1)
             uniform = keras.random.uniform(
