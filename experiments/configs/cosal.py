@@ -120,7 +120,7 @@ def get_config(cell="paper_t4_attn_d8"):
             # Spec section 2 item 8: shape pixels weigh 10 (released code);
             # 1.0 is the paper's plain pixel-wise cross-entropy.
             "foreground_weight": 10.0,
-            "jit_compile": "auto",
+            "jit_compile": False,
             "eval_every_epochs": 1,
             "checkpoint_every_epochs": 1,
             "keep_checkpoints": 2,

@@ -1,0 +1,131 @@
+"""Evaluates a CoSaL model on the whole test split and writes eval.json."""
+
+import json
+import os
+import time
+
+import keras
+import ml_collections
+import numpy as np
+import tensorflow as tf
+
+# Importing cosal_models registers every custom layer the models use, so
+# that load_model finds them.
+from lbie_tf import cosal_input, cosal_losses, cosal_models  # noqa: F401
+from lbie_tf.cosal_metrics import ColorMeanIoU, ShapeAverageIoU
+
+
+def write_json(path, value):
+    """Writes JSON atomically: a temporary file renamed over `path`."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    tf.io.gfile.rename(temporary, path, overwrite=True)
+
+
+def read_config(workdir):
+    """The resolved config a training run wrote into its workdir."""
+    path = os.path.join(workdir, "config.json")
+    with tf.io.gfile.GFile(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def predicted_labels(outputs):
+    """Per-pixel colour label: argmax of the model's "logits" output."""
+    return tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
+
+
+def evaluate_model(model, dataset, num_classes, max_batches=None):
+    """Both CoSaL IoUs of `model` over every example of `dataset`.
+
+    Args:
+      model: a CoSaL keras.Model (the contract in cosal_models).
+      dataset: (inputs, targets) batches as made by `cosal_input`, the
+        whole test split (the metrics sum over every batch, they never
+        average per-batch values).
+      num_classes: colour classes including background.
+      max_batches: stop after this many batches (tests only).
+
+    Returns:
+      A dict: miou_colors, iou_shapes, iou_per_color (class 0 background),
+      iou_per_shape (index 0 background, k shape id k - 1), num_examples,
+      eval_s.
+    """
+    color_iou = ColorMeanIoU(num_classes)
+    shape_iou = ShapeAverageIoU()
+
+    @tf.function
+    def step(inputs, targets):
+        labels = predicted_labels(model(inputs, training=False))
+        color_iou.update_state(targets["color_labels"], labels)
+        shape_iou.update_state(
+            targets["color_labels"], targets["shape_labels"], labels
+        )
+        return tf.shape(labels)[0]
+
+    start = time.perf_counter()
+    num_examples = 0
+    for index, (inputs, targets) in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        num_examples += int(step(inputs, targets))
+    color_ious, _ = color_iou.class_ious()
+    return {
+        "miou_colors": float(color_iou.result()),
+        "iou_shapes": float(shape_iou.result()),
+        "iou_per_color": [float(x) for x in np.asarray(color_ious)],
+        "iou_per_shape": [float(x) for x in np.asarray(shape_iou.class_ious())],
+        "num_examples": num_examples,
+        "eval_s": time.perf_counter() - start,
+    }
+
+
+def describe_run(config):
+    """The Table 2 coordinates of a run, stored beside its numbers."""
+    model = config.model
+    overrides = dict(config.data.get("overrides", None) or {})
+    return {
+        "cell": config.get("cell", None),
+        "family": model.family,
+        "T": int(model.num_steps),
+        "attention": bool(model.attention),
+        "num_direct": int(overrides.get("num_direct", _num_direct(config))),
+        "paper_iou": config.get("paper_iou", None),
+        "data": config.data.name,
+    }
+
+
+def _num_direct(config):
+    name = config.data.name
+    return int(name.split("_")[1]) if name.startswith("direct_") else -1
+
+
+def evaluate_workdir(workdir, data_dir=None, batch_size=None):
+    """Evaluates `<workdir>/model.keras` on the test split of its config.
+
+    Writes `<workdir>/eval.json` and returns its content.
+    """
+    config = read_config(workdir)
+    if data_dir is not None:
+        config.data.data_dir = data_dir
+    model_path = os.path.join(workdir, "model.keras")
+    if not tf.io.gfile.exists(model_path):
+        raise FileNotFoundError(
+            f"No trained model at {model_path}; train first with "
+            "`python -m experiments.train --workdir=...`."
+        )
+    model = keras.saving.load_model(model_path, compile=False)
+    builder = cosal_input.prepare(cosal_input.get_builder(config.data))
+    dataset = cosal_input.make_dataset(
+        builder,
+        "test",
+        batch_size or config.eval.batch_size,
+        training=False,
+        cache=False,
+    )
+    results = evaluate_model(model, dataset, config.model.num_classes)
+    results.update(describe_run(config))
+    results["split"] = "test"
+    write_json(os.path.join(workdir, "eval.json"), results)
+    return results
