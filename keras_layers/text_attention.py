@@ -24,18 +24,13 @@ def masked_softmax(scores, mask):
     """
     if mask is None:
         return ops.softmax(scores, axis=-1)
-    mask = ops.broadcast_to(mask, ops.shape(scores))
-    # Shift by the largest *real* score so no real entry overflows or
-    # underflows because of a large score on a padded word.
-    floor = ops.min(scores, axis=-1, keepdims=True)
-    shift = ops.max(ops.where(mask, scores, floor), axis=-1, keepdims=True)
-    shift = ops.stop_gradient(shift)
-    exponentials = ops.where(
-        mask, ops.exp(ops.minimum(scores - shift, 0.0)), 0.0
-    )
-    total = ops.sum(exponentials, axis=-1, keepdims=True)
-    safe_total = ops.where(total > 0, total, ops.ones_like(total))
-    return exponentials / safe_total
+    mask = ops.cast(mask, scores.dtype)
+    # A large negative offset (not -inf, which would give NaN on a fully
+    # masked row) removes padded words from the softmax; the product with
+    # the mask then makes their weight exactly 0 and zeroes padded rows.
+    large = 3e4 if scores.dtype == "float16" else 1e9
+    weights = ops.softmax(scores + (mask - 1.0) * large, axis=-1)
+    return weights * mask
 
 
 @keras.saving.register_keras_serializable(package="lbie")
