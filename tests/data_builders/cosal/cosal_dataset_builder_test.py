@@ -1,19 +1,9 @@
 """Tests of the cosal TFDS builder: tfds' own checks, contract, failures."""
 
-import importlib.util
-import sys
-import types
-
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-
-if importlib.util.find_spec("dill") is None:
-    # tfds.testing imports dill at module level for its feature pickling
-    # tests; DatasetBuilderTestCase never calls it, and dill is not pinned
-    # in requirements.txt, so an empty module stands in for it.
-    sys.modules["dill"] = types.ModuleType("dill")
 
 import data_builders.cosal  # noqa: F401  (registers "cosal")
 from data_builders.cosal import cosal_dataset_builder, generator
