@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
+from keras_layers.temperature_schedules import ExponentialTemperature
 from tests.layer_checklist import run_layer_checklist
 
 BATCH, HEIGHT, WIDTH, UNITS = 2, 3, 2, 4
@@ -397,3 +398,27 @@ def test_bad_inputs_raise():
     # Checked at every call, not only when the layer is built.
     with pytest.raises(ValueError, match="batch size"):
         layer(image, text[:1])
+
+
+def test_save_and_reload_keeps_schedule_and_step_counter(tmp_path):
+    image, text = make_inputs()
+    schedule = ExponentialTemperature(2.0, 0.5, 10, minimum=0.1)
+    inputs = [
+        keras.Input((HEIGHT, WIDTH, UNITS)),
+        keras.Input((WORDS, TEXT_DIM)),
+    ]
+    layer = RecurrentAttentiveFusion(
+        UNITS, num_steps=2, temperature=schedule, seed=3
+    )
+    model = keras.Model(inputs, layer(*inputs))
+    for _ in range(2):
+        model([image, text], training=True)
+    path = str(tmp_path / "fusion.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    gate = reloaded.layers[-1].termination_gate
+    assert gate.temperature_schedule == schedule
+    assert int(gate.step.numpy()) == 2
+    np.testing.assert_allclose(
+        reloaded([image, text]), model([image, text]), atol=1e-6
+    )
