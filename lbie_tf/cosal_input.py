@@ -13,19 +13,32 @@ INPUT_KEYS = ("image", "sentences")
 TARGET_KEYS = ("color_labels", "shape_labels")
 
 
-def get_builder(data_config):
-    """Returns the CoSaL tfds builder that `data_config` names.
+def builder_config(data_config):
+    """The CosalConfig that `data_config` names.
 
     Args:
       data_config: the `data` ConfigDict: `name` (a registered builder config
-        such as "direct_8_small"), `data_dir`, and `overrides` (a dict of
-        CosalConfig fields, e.g. train_size, for a custom config; empty for
-        the registered one).
+        such as "direct_8_small") and `overrides` (CosalConfig fields such as
+        train_size for a custom config; None values keep the registered
+        config's value).
     """
-    overrides = dict(data_config.get("overrides", None) or {})
-    config = cosal_data.make_config(data_config.name, **overrides)
+    overrides = {
+        key: value
+        for key, value in dict(data_config.get("overrides", None) or {}).items()
+        if value is not None
+    }
+    return cosal_data.make_config(data_config.name, **overrides)
+
+
+def get_builder(data_config):
+    """Returns the CoSaL tfds builder of `data_config` (see builder_config).
+
+    `data_config.data_dir` is where tfds stores the generated files.
+    """
     data_dir = os.path.expanduser(data_config.data_dir)
-    return cosal_data.Builder(config=config, data_dir=data_dir)
+    return cosal_data.Builder(
+        config=builder_config(data_config), data_dir=data_dir
+    )
 
 
 def prepare(builder):

@@ -84,21 +84,15 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
 def describe_run(config):
     """The Table 2 coordinates of a run, stored beside its numbers."""
     model = config.model
-    overrides = dict(config.data.get("overrides", None) or {})
     return {
         "cell": config.get("cell", None),
         "family": model.family,
         "T": int(model.num_steps),
         "attention": bool(model.attention),
-        "num_direct": int(overrides.get("num_direct", _num_direct(config))),
+        "num_direct": int(cosal_input.builder_config(config.data).num_direct),
         "paper_iou": config.get("paper_iou", None),
         "data": config.data.name,
     }
-
-
-def _num_direct(config):
-    name = config.data.name
-    return int(name.split("_")[1]) if name.startswith("direct_") else -1
 
 
 def evaluate_workdir(workdir, data_dir=None, batch_size=None):

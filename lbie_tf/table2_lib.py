@@ -1,5 +1,9 @@
 """Paper Table 2 (CoSaL average IoU): its numbers, cells and grid runner."""
 
+import json
+import os
+import time
+
 # Paper Table 2: average IoU by (T, attention, number of direct sentences).
 PAPER_TABLE2 = {
     (1, False, 4): 0.2107,
@@ -73,3 +77,144 @@ def all_cells():
         for num_steps, attention in VARIANTS
         for num_direct in NUM_DIRECT
     ]
+
+
+ROW_KEYS = (
+    "family",
+    "T",
+    "attention",
+    "num_direct",
+    "paper_iou",
+    "iou_shapes",
+    "miou_colors",
+    "train_images",
+    "epochs",
+    "wall_s",
+    "command",
+)
+
+
+def make_row(results, command):
+    """A results/table2.json row from a run's eval.json content."""
+    row = {key: results.get(key) for key in ROW_KEYS if key != "command"}
+    row["command"] = command
+    return row
+
+
+def _row_key(row):
+    return (row["family"], row["T"], row["attention"], row["num_direct"])
+
+
+def _sort_key(row):
+    family = FAMILIES.index(row["family"]) if row["family"] in FAMILIES else 9
+    return (family, row["T"], row["attention"], row["num_direct"])
+
+
+def merge_rows(old_rows, new_rows):
+    """Rows of both, a new row replacing an old one of the same cell."""
+    merged = {_row_key(row): row for row in old_rows}
+    merged.update({_row_key(row): row for row in new_rows})
+    return sorted(merged.values(), key=_sort_key)
+
+
+def _fmt(value, digits=4):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(rows, settings=None):
+    """results/table2.md: paper number, ours, settings, wall time, command.
+
+    Args:
+      rows: table2.json rows.
+      settings: optional {cell name: settings text} (data, batch size and
+        any training length reduction), shown in the settings column.
+    """
+    settings = settings or {}
+    lines = [
+        "# Paper Table 2 on CoSaL: paper vs this port",
+        "",
+        "Average IoU over 9 shapes + background (the paper's metric, our",
+        "reading in README) on the whole test split, beside the paper's",
+        "number; mean IoU over the 7 colour classes (the released code's",
+        "metric) for reference. Written by `python -m experiments.table2`.",
+        "",
+        "| family | T | attention | direct | paper IoU | our IoU (shapes) "
+        "| our mIoU (colours) | train images | epochs | settings | wall s "
+        "| command |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        name = cell_name(
+            row["family"], row["T"], row["attention"], row["num_direct"]
+        )
+        lines.append(
+            f"| {row['family']} | {row['T']} | "
+            f"{'yes' if row['attention'] else 'no'} | {row['num_direct']} | "
+            f"{_fmt(row['paper_iou'])} | {_fmt(row['iou_shapes'])} | "
+            f"{_fmt(row['miou_colors'])} | {row['train_images']} | "
+            f"{row['epochs']} | {settings.get(name, '')} | "
+            f"{_fmt(row['wall_s'], 0)} | `{row['command']}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def read_rows(path):
+    """Rows of an existing results/table2.json, or [] if there is none."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_results(rows, results_dir, settings=None):
+    """Merges `rows` into results_dir/table2.json and rewrites table2.md."""
+    os.makedirs(results_dir, exist_ok=True)
+    json_path = os.path.join(results_dir, "table2.json")
+    rows = merge_rows(read_rows(json_path), rows)
+    old_settings = {}
+    settings_path = os.path.join(results_dir, ".table2_settings.json")
+    if os.path.exists(settings_path):
+        with open(settings_path) as f:
+            old_settings = json.load(f)
+    settings = {**old_settings, **(settings or {})}
+    for path, text in (
+        (json_path, json.dumps(rows, indent=2) + "\n"),
+        (settings_path, json.dumps(settings, indent=2) + "\n"),
+        (
+            os.path.join(results_dir, "table2.md"),
+            markdown_table(rows, settings),
+        ),
+    ):
+        temporary = f"{path}.tmp-{os.getpid()}"
+        with open(temporary, "w") as f:
+            f.write(text)
+        os.replace(temporary, path)
+    return rows
+
+
+def run_cells(configs, workdir, commands, results_dir, settings=None):
+    """Trains and evaluates each config; writes the results after each cell.
+
+    Args:
+      configs: {cell name: ConfigDict}.
+      workdir: runs go to workdir/<cell name>.
+      commands: {cell name: the command line that reproduces the cell}.
+      results_dir: where table2.json and table2.md are (re)written.
+      settings: optional {cell name: settings text} for table2.md.
+
+    Returns:
+      The rows of the cells run here.
+    """
+    from lbie_tf import train_lib
+
+    rows = []
+    for name, config in configs.items():
+        start = time.perf_counter()
+        print(f"=== Table 2 cell {name} ===", flush=True)
+        results = train_lib.train_and_evaluate(
+            config, os.path.join(workdir, name)
+        )
+        results.setdefault("wall_s", time.perf_counter() - start)
+        rows.append(make_row(results, commands[name]))
+        write_results(rows[-1:], results_dir, settings)
+    return rows

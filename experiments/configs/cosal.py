@@ -25,6 +25,7 @@ direct_8_small` for a quick run.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from lbie_tf import table2_lib
 
@@ -103,9 +104,17 @@ def get_config(cell="paper_t4_attn_d8"):
         {
             "name": f"direct_{num_direct}",
             "data_dir": "~/tensorflow_datasets",
-            # CosalConfig fields for a custom dataset, e.g. {"train_size":
-            # 200}; empty for the registered config.
-            "overrides": ml_collections.ConfigDict(),
+            # CosalConfig fields for a custom dataset (None: the registered
+            # config's value), e.g. --config.data.overrides.train_size=200.
+            "overrides": ml_collections.ConfigDict(
+                {
+                    "train_size": config_dict.placeholder(int),
+                    "test_size": config_dict.placeholder(int),
+                    "num_colors": config_dict.placeholder(int),
+                    "seed": config_dict.placeholder(int),
+                    "reproduce_coverage_bug": config_dict.placeholder(bool),
+                }
+            ),
             "train_examples": 10_000,
             "shuffle_buffer": 10_000,
         }

@@ -1,0 +1,180 @@
+"""End-to-end tests of CoSaL training on a tiny custom dataset."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from lbie_tf import evaluate_lib, train_lib
+
+ROOT = pathlib.Path(__file__).parents[2]
+_SPEC = importlib.util.spec_from_file_location(
+    "cosal_config", ROOT / "experiments" / "configs" / "cosal.py"
+)
+cosal_config = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(cosal_config)
+
+
+def tiny_config(cell, data_dir, epochs=1):
+    config = cosal_config.get_config(cell)
+    config.data.name = "direct_4_small"
+    config.data.data_dir = str(data_dir)
+    config.data.overrides.train_size = 16
+    config.data.overrides.test_size = 6
+    config.data.train_examples = -1
+    config.train.batch_size = 8
+    config.train.epochs = epochs
+    config.train.verbose = 0
+    config.eval.batch_size = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tfds")
+
+
+def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
+    workdir = tmp_path / "run"
+    config = tiny_config("paper_t4_attn_d4", data_dir)
+    results = train_lib.train_and_evaluate(config, str(workdir))
+    for name in ("config.json", "model.keras", "eval.json"):
+        assert (workdir / name).is_file(), name
+    assert (workdir / "checkpoints" / "ckpt-0001.keras").is_file()
+    assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
+    saved = json.loads((workdir / "eval.json").read_text())
+    assert saved["num_examples"] == 6 and saved["split"] == "test"
+    assert saved["train_images"] == 16 and saved["epochs"] == 1
+    assert saved["paper_iou"] == pytest.approx(0.5033)
+    assert 0.0 <= saved["iou_shapes"] <= 1.0
+    assert saved["iou_shapes"] == pytest.approx(results["iou_shapes"])
+    resolved = json.loads((workdir / "config.json").read_text())
+    assert resolved["model"]["family"] == "paper"
+    assert resolved["data"]["overrides"]["train_size"] == 16
+
+    # The saved model gives the metrics eval.json holds.
+    again = evaluate_lib.evaluate_workdir(str(workdir))
+    assert again["iou_shapes"] == pytest.approx(saved["iou_shapes"])
+    assert again["miou_colors"] == pytest.approx(saved["miou_colors"])
+
+    # A second run with more epochs resumes from the newest checkpoint.
+    model_before = keras.saving.load_model(
+        str(workdir / "checkpoints" / "ckpt-0001.keras")
+    )
+    step_before = int(model_before.optimizer.iterations.numpy())
+    train_lib.train_and_evaluate(
+        tiny_config("paper_t4_attn_d4", data_dir, epochs=2), str(workdir)
+    )
+    resumed = keras.saving.load_model(
+        str(workdir / "checkpoints" / "ckpt-0002.keras")
+    )
+    assert int(resumed.optimizer.iterations.numpy()) == 2 * step_before
+    assert not [p for p in os.listdir(workdir) if p.startswith(".tmp")]
+
+
+def test_original_model_trains_with_the_mixture_loss(tmp_path, data_dir):
+    config = tiny_config("original_t4_attn_d4", data_dir)
+    config.train.checkpoint_every_epochs = 5
+    results = train_lib.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(results["iou_shapes"])
+    model = keras.saving.load_model(str(tmp_path / "model.keras"))
+    assert "step_logits" in model.output
+
+
+def test_checkpoints_are_atomic_and_pruned(tmp_path):
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    callback = train_lib.AtomicCheckpoint(str(tmp_path), keep=2)
+    callback.set_model(model)
+    for epoch in range(3):
+        callback.on_epoch_end(epoch)
+    assert sorted(os.listdir(tmp_path)) == [
+        "ckpt-0002.keras",
+        "ckpt-0003.keras",
+    ]
+    # A leftover temporary file of a crashed save is never resumed from.
+    (tmp_path / ".tmp-1-ckpt-0009.keras").write_bytes(b"partial")
+    assert train_lib.latest_checkpoint(str(tmp_path)) == (
+        3,
+        str(tmp_path / "ckpt-0003.keras"),
+    )
+
+
+def test_colorize_and_attention_pictures():
+    labels = np.array([[[0, 1], [3, 6]]])
+    rgb = np.asarray(train_lib.colorize(labels))
+    np.testing.assert_array_equal(
+        rgb[0], [[[255, 255, 255], [0, 0, 255]], [[255, 0, 0], [255, 255, 0]]]
+    )
+    weights = np.zeros((1, 4, 9, 2), np.float32)
+    weights[0, :, 3, 0] = -2.0
+    weights[0, :, 5, 1] = 1.0
+    pictures = train_lib.attention_pictures(weights, cell_pixels=2)
+    assert len(pictures) == 2 and pictures[0].shape == (1, 8, 18, 3)
+    assert pictures[0][0, 0, 6, 0] == 255 and pictures[0][0, 0, 0, 0] == 0
+    markdown = train_lib.comparison_markdown(
+        {"iou_shapes": 0.5, "miou_colors": 0.25}, 0.7017
+    )
+    assert "0.5000" in markdown and "0.7017" in markdown
+
+
+def test_cli_help_and_config_override(tmp_path, data_dir):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    help_text = subprocess.run(
+        [sys.executable, "-m", "experiments.train", "--helpfull"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--workdir" in help_text and "--config" in help_text
+    missing = subprocess.run(
+        [sys.executable, "-m", "experiments.train"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode != 0 and "workdir" in missing.stderr
+
+
+@pytest.mark.slow
+def test_cli_trains_with_overrides(tmp_path, data_dir):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    workdir = tmp_path / "cli"
+    args = [
+        "--config=experiments/configs/cosal.py:paper_t1_noattn_d4",
+        f"--workdir={workdir}",
+        "--config.data.name=direct_4_small",
+        f"--config.data.data_dir={data_dir}",
+        "--config.data.overrides.train_size=16",
+        "--config.data.overrides.test_size=6",
+        "--config.train.batch_size=8",
+        "--config.train.epochs=1",
+        "--config.train.verbose=0",
+    ]
+    subprocess.run(
+        [sys.executable, "-m", "experiments.train", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    results = json.loads((workdir / "eval.json").read_text())
+    assert results["T"] == 1 and results["attention"] is False
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert "iou_shapes" in evaluated.stdout

@@ -1,0 +1,114 @@
+"""Tests of the CoSaL models: contract shapes, save/reload, batch norm."""
+
+import importlib.util
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+
+from lbie_tf import cosal_models, train_lib
+
+_CONFIG_PATH = (
+    pathlib.Path(__file__).parents[2] / "experiments" / "configs" / "cosal.py"
+)
+_SPEC = importlib.util.spec_from_file_location("cosal_config", _CONFIG_PATH)
+cosal_config = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(cosal_config)
+
+VARIANTS = ("t1_noattn", "t1_attn", "t4_attn")
+
+
+def _inputs(batch=2, seed=0):
+    rng = np.random.default_rng(seed)
+    image = np.where(rng.random((batch, 48, 48, 3)) < 0.3, 0, 255)
+    return {
+        "image": image.astype("uint8"),
+        "sentences": rng.integers(0, 20, (batch, 9, 3)).astype("int32"),
+    }
+
+
+def _expected_shapes(family, num_steps, attention, batch=2):
+    shapes = {"logits": (batch, 48, 48, 7)}
+    regions = 36 if family == "paper" else 9
+    if attention:
+        shapes["attention_weights"] = (batch, regions, 9, num_steps)
+    if family == "paper" and num_steps > 1:
+        shapes["stop_probabilities"] = (batch, 6, 6, num_steps)
+    if family == "original" and num_steps > 1:
+        shapes["step_logits"] = (batch, num_steps, 48, 48, 8)
+        shapes["stop_step"] = (batch, 48, 48)
+    return shapes
+
+
+@pytest.mark.parametrize("family", ["paper", "original"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_contract_shapes_and_keras_round_trip(family, variant, tmp_path):
+    config = cosal_config.get_config(f"{family}_{variant}_d4")
+    model = cosal_models.build_cosal_model(config.model)
+    inputs = _inputs()
+    outputs = model(inputs, training=False)
+    shapes = {key: tuple(value.shape) for key, value in outputs.items()}
+    model_config = config.model
+    assert shapes == _expected_shapes(
+        family, model_config.num_steps, model_config.attention
+    )
+    assert outputs["logits"].dtype == "float32"
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    again = reloaded(inputs, training=False)
+    for key in outputs:
+        np.testing.assert_allclose(
+            np.asarray(again[key]), np.asarray(outputs[key]), atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("cell", ["paper_t4_attn_d4", "original_t4_attn_d4"])
+def test_training_step_lowers_loss_and_uses_moving_statistics(cell):
+    config = cosal_config.get_config(cell)
+    config.train.learning_rate = 3e-3
+    model = train_lib.compile_model(
+        cosal_models.build_cosal_model(config.model), config
+    )
+    inputs = _inputs(batch=4, seed=1)
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 7, (4, 48, 48)).astype("uint8")
+    key = cosal_models.target_output(config.model)
+    first = model.train_on_batch(inputs, {key: labels})
+    for _ in range(4):
+        last = model.train_on_batch(inputs, {key: labels})
+    assert np.isfinite(first) and last < first
+    # Inference uses moving statistics: an example's prediction does not
+    # depend on the rest of its batch.
+    alone = model({k: v[:1] for k, v in inputs.items()}, training=False)
+    batched = model(inputs, training=False)
+    np.testing.assert_allclose(
+        np.asarray(alone["logits"][0]),
+        np.asarray(batched["logits"][0]),
+        atol=1e-4,
+    )
+
+
+def test_normalizes_uint8_images_itself():
+    config = cosal_config.get_config("paper_t1_attn_d4")
+    model = cosal_models.build_cosal_model(config.model)
+    normalize = model.get_layer("normalize")
+    out = np.asarray(normalize(np.array([[[[0, 255, 51]]]], "uint8")))
+    np.testing.assert_allclose(out, [[[[-0.5, 0.5, -0.3]]]], atol=1e-6)
+
+
+def test_bad_model_configs_raise():
+    config = cosal_config.get_config("paper_t4_attn_d4")
+    config.model.family = "vgg"
+    with pytest.raises(ValueError, match="family"):
+        cosal_models.build_cosal_model(config.model)
+    config = cosal_config.get_config("paper_t1_noattn_d4")
+    config.model.num_steps = 4
+    with pytest.raises(ValueError, match="num_steps"):
+        cosal_models.build_cosal_model(config.model)
+    config = cosal_config.get_config("original_t4_attn_d4")
+    config.model.image_size = 96
+    with pytest.raises(ValueError, match="image_size"):
+        cosal_models.build_cosal_model(config.model)
+    assert cosal_models.target_output(config.model) == "step_logits"
