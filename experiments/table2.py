@@ -85,7 +85,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     configs, commands, settings = {}, {}, {}
     overrides = list(_OVERRIDES.value)
-    for name in select_cells(_CELLS.value):
+    try:
+        cells = select_cells(_CELLS.value)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    for name in cells:
         workdir = os.path.join(_WORKDIR.value, name)
         if _SKIP_DONE.value and os.path.exists(
             os.path.join(workdir, "eval.json")

@@ -1,0 +1,156 @@
+"""Benchmarks CoSaL training: images/s per model, input pipeline, time to IoU.
+
+  python -m benchmarks.cosal_train                  # a few minutes
+  python -m benchmarks.cosal_train --time_to_iou    # + paper T=4 / 8 direct
+                                                    #   until the paper's IoU
+
+Prints one JSON object: for each model its training images/s and step time
+(fixed batch, after warm-up), the input pipeline's images/s alone (cached
+training pipeline) and its ratio to the fastest model's consumption, the
+training time the paper model (T = 4, 8 direct) needs to reach the paper's
+IoU (with --time_to_iou), and the peak resident memory.
+"""
+
+import json
+import os
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+_CELLS = flags.DEFINE_list(
+    "cells",
+    [
+        "paper_t1_noattn_d8",
+        "paper_t1_attn_d8",
+        "paper_t4_attn_d8",
+        "original_t1_attn_d8",
+        "original_t4_attn_d8",
+    ],
+    "Table 2 cells whose model is timed.",
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Training batch size.")
+_STEPS = flags.DEFINE_integer("steps", 10, "Timed training steps per model.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", "~/tensorflow_datasets", "tfds data directory."
+)
+_DATA = flags.DEFINE_string(
+    "data", "direct_8", "CoSaL builder config for the pipeline and IoU runs."
+)
+_TIME_TO_IOU = flags.DEFINE_bool(
+    "time_to_iou",
+    False,
+    "Also train paper_t4_attn_d8 until the test IoU reaches the paper's.",
+)
+_MAX_MINUTES = flags.DEFINE_float(
+    "max_minutes", 20.0, "Training time limit of the --time_to_iou run."
+)
+
+
+def _config(cell):
+    from experiments.configs import cosal
+
+    config = cosal.get_config(cell)
+    config.data.name = _DATA.value
+    config.data.data_dir = _DATA_DIR.value
+    config.train.batch_size = _BATCH_SIZE.value
+    return config
+
+
+def time_pipeline(config, num_batches=200):
+    """Images/s of the cached, shuffled training pipeline alone."""
+    from lbie_tf import train_lib
+
+    train, _, _ = train_lib.make_datasets(config)
+    for _ in train:  # The first pass fills the cache.
+        pass
+    count, start = 0, time.perf_counter()
+    while count < num_batches:
+        for _ in train:
+            count += 1
+            if count >= num_batches:
+                break
+    elapsed = time.perf_counter() - start
+    return count * config.train.batch_size / elapsed, train
+
+
+def time_model(config, batch, steps):
+    """(images/s, seconds per step) of model.fit steps on a fixed batch."""
+    from lbie_tf import cosal_models, train_lib
+
+    model = train_lib.compile_model(
+        cosal_models.build_cosal_model(config.model), config
+    )
+    inputs, targets = batch
+    key = cosal_models.target_output(config.model)
+    labels = {key: targets["color_labels"]}
+    for _ in range(2):
+        model.train_on_batch(inputs, labels)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(inputs, labels)
+    step_s = (time.perf_counter() - start) / steps
+    return len(inputs["image"]) / step_s, step_s
+
+
+def time_to_iou(config, max_minutes):
+    """Training seconds until the test IoU reaches the paper's number."""
+    from lbie_tf import cosal_input, cosal_models, evaluate_lib, train_lib
+
+    train, test, train_images = train_lib.make_datasets(config)
+    key = cosal_models.target_output(config.model)
+    model = train_lib.compile_model(
+        cosal_models.build_cosal_model(config.model), config
+    )
+    train = cosal_input.with_model_targets(train, key)
+    trained_s, history = 0.0, []
+    while trained_s < 60 * max_minutes:
+        start = time.perf_counter()
+        model.fit(train, epochs=1, verbose=0)
+        trained_s += time.perf_counter() - start
+        results = evaluate_lib.evaluate_model(
+            model, test, config.model.num_classes
+        )
+        history.append((round(trained_s, 1), round(results["iou_shapes"], 4)))
+        if results["iou_shapes"] >= config.paper_iou:
+            return trained_s, history, train_images
+    return None, history, train_images
+
+
+def main(argv):
+    del argv
+    result = {"batch_size": _BATCH_SIZE.value, "data": _DATA.value}
+    first = _config(_CELLS.value[0])
+    pipeline_rate, train = time_pipeline(first)
+    batch = next(iter(train))
+    result["input_pipeline_images_per_s"] = round(pipeline_rate, 1)
+    models = {}
+    for cell in _CELLS.value:
+        rate, step_s = time_model(_config(cell), batch, _STEPS.value)
+        models[cell] = {
+            "train_images_per_s": round(rate, 1),
+            "step_s": round(step_s, 4),
+        }
+    result["models"] = models
+    fastest = max(m["train_images_per_s"] for m in models.values())
+    result["pipeline_over_fastest_training"] = round(pipeline_rate / fastest, 1)
+    if _TIME_TO_IOU.value:
+        config = _config("paper_t4_attn_d8")
+        seconds, history, train_images = time_to_iou(config, _MAX_MINUTES.value)
+        result["time_to_paper_iou"] = {
+            "cell": "paper_t4_attn_d8",
+            "paper_iou": config.paper_iou,
+            "train_s": None if seconds is None else round(seconds, 1),
+            "train_images_per_epoch": train_images,
+            "history_train_s_iou": history,
+        }
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_mb"] = round(peak_kb / 1024, 1)
+    result["cpu_count"] = os.cpu_count()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,102 @@
+"""Tests of the Table 2 cells, configs and the results writer."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments.configs import cosal
+from lbie_tf import table2_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+ROW_KEYS = {
+    "family",
+    "T",
+    "attention",
+    "num_direct",
+    "paper_iou",
+    "iou_shapes",
+    "miou_colors",
+    "train_images",
+    "epochs",
+    "wall_s",
+    "command",
+}
+
+
+def test_eighteen_cells_each_with_a_config_and_the_paper_number():
+    cells = table2_lib.all_cells()
+    assert len(cells) == len(set(cells)) == 18
+    numbers = set()
+    for name in cells:
+        config = cosal.get_config(name)
+        family, steps, attention, direct = table2_lib.parse_cell_name(name)
+        assert config.model.family == family
+        assert config.model.num_steps == steps
+        assert config.model.attention == attention
+        assert config.data.name == f"direct_{direct}"
+        assert (
+            config.paper_iou
+            == table2_lib.PAPER_TABLE2[(steps, attention, direct)]
+        )
+        numbers.add(config.paper_iou)
+    assert numbers == set(table2_lib.PAPER_TABLE2.values())
+    assert cosal.get_config("paper_t4_attn_d4").paper_iou == 0.5033
+    assert cosal.get_config("original_t1_noattn_d8").paper_iou == 0.3186
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["paper_t4_d8", "vgg_t1_attn_d4", "paper_t4_noattn_d4", "paper_t0_attn_d4"],
+)
+def test_bad_cell_names_raise(bad):
+    with pytest.raises(ValueError, match="Config argument"):
+        cosal.get_config(bad)
+
+
+def _row(family, steps, attention, direct, iou):
+    results = {
+        "family": family,
+        "T": steps,
+        "attention": attention,
+        "num_direct": direct,
+        "paper_iou": table2_lib.paper_iou(steps, attention, direct),
+        "iou_shapes": iou,
+        "miou_colors": iou / 2,
+        "train_images": 100,
+        "epochs": 2,
+        "wall_s": 12.5,
+        "num_examples": 500,
+    }
+    return table2_lib.make_row(results, f"cmd {family} {steps}")
+
+
+def test_results_have_exactly_the_issue_keys_and_merge(tmp_path):
+    first = [_row("paper", 4, True, 8, 0.5), _row("original", 1, False, 4, 0.2)]
+    table2_lib.write_results(first, str(tmp_path), {"paper_t4_attn_d8": "x"})
+    table2_lib.write_results([_row("paper", 4, True, 8, 0.75)], str(tmp_path))
+    rows = json.loads((tmp_path / "table2.json").read_text())
+    assert [set(row) for row in rows] == [ROW_KEYS, ROW_KEYS]
+    assert [(r["family"], r["iou_shapes"]) for r in rows] == [
+        ("paper", 0.75),
+        ("original", 0.2),
+    ]
+    markdown = (tmp_path / "table2.md").read_text()
+    assert "| paper | 4 | yes | 8 | 0.7017 | 0.7500 |" in markdown
+    assert "| original | 1 | no | 4 | 0.2107 | 0.2000 |" in markdown
+    assert "`cmd paper 4`" in markdown
+
+
+def test_table2_cli_rejects_bad_cells():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run(
+        [sys.executable, "-m", "experiments.table2", "--cells=paper_t9_d1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0
+    assert "paper_t9_d1" in run.stderr
