@@ -201,7 +201,7 @@ def test_frozen_kernel_and_bias():
     layer = BilinearConv2DTranspose(
         2, 4, 2, use_bias=True, trainable_kernel=False
     )
-    layer.build((None, 3, 3, 2))
+    layer.build([None, 3, 3, 2])  # build() accepts lists too.
     assert [w.name for w in layer.trainable_weights] == ["bias"]
     assert [w.name for w in layer.non_trainable_weights] == ["kernel"]
 

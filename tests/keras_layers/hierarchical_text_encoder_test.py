@@ -50,7 +50,7 @@ def test_equals_numpy_reference(
         sentence_bidirectional=sentence_bidirectional,
         seed=2,
     )
-    encoder.build(ids.shape)
+    encoder.build(list(ids.shape))  # build() accepts lists too.
     rng = np.random.default_rng(7)
     for bidirectional, layer in [
         (word_bidirectional, encoder.word_encoder.recurrent_layer),

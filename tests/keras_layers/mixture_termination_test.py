@@ -229,6 +229,12 @@ def test_bad_epsilon(epsilon):
         mixture_log_stop_probabilities(np.zeros((1, 2), "float32"), epsilon)
 
 
+def test_build_accepts_a_list():
+    layer = MixtureTermination()
+    layer.build([None, 2, 3, 3, 5])
+    assert layer.built
+
+
 def test_bad_shapes():
     with pytest.raises(ValueError, match="step_logits"):
         MixtureTermination()(np.zeros((2, 3, 1), "float32"))

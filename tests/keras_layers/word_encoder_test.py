@@ -126,7 +126,7 @@ def test_equals_numpy_lstm(bidirectional, embedding):
         bidirectional=bidirectional,
         return_sequences=False,
     )
-    last.build(ids.shape)
+    last.build(list(ids.shape))  # build() accepts lists too.
     last.set_weights(encoder.get_weights())
     units = 3
     # Forward: state after the last word; backward: after the first.
