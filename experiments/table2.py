@@ -1,4 +1,4 @@
-"""Trains and evaluates paper Table 2 cells; writes results/table2.{md,json}.
+r"""Trains and evaluates paper Table 2 cells; writes results/table2.{md,json}.
 
   python -m experiments.table2 --cells=all --workdir=runs/table2
   python -m experiments.table2 --cells=paper_t4_attn_d4,paper_t1_attn_d4 \

@@ -1,4 +1,4 @@
-"""Trains and evaluates a CoSaL model: a thin main over lbie_tf.train_lib.
+r"""Trains and evaluates a CoSaL model: a thin main over lbie_tf.train_lib.
 
   python -m experiments.train \
       --config=experiments/configs/cosal.py:paper_t4_attn_d8 \

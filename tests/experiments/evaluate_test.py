@@ -63,7 +63,7 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert run.returncode == 0 and "--workdir" in run.stdout
+    assert "--workdir" in run.stdout and "--data_dir" in run.stdout
 
 
 def test_write_json_is_atomic(tmp_path):
