@@ -189,11 +189,28 @@ def make_loss(config):
     return cosal_losses.WeightedPixelCrossEntropy(weight)
 
 
-def compile_model(model, config, optimizer=None):
+def learning_rate(config, steps_per_epoch):
+    """The configured learning rate: constant, or cosine decay to 0."""
+    train = config.train
+    schedule = train.get("learning_rate_schedule", "constant")
+    if schedule == "constant":
+        return train.learning_rate
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            train.learning_rate, max(1, train.epochs * steps_per_epoch)
+        )
+    raise ValueError(
+        "Argument `learning_rate_schedule` must be 'constant' or 'cosine', "
+        f"received: {schedule!r}."
+    )
+
+
+def compile_model(model, config, optimizer=None, steps_per_epoch=1):
     """Adam(lr, beta_1 0.5) and the loss on the target output."""
     if optimizer is None:
         optimizer = keras.optimizers.Adam(
-            config.train.learning_rate, beta_1=config.train.beta_1
+            learning_rate(config, steps_per_epoch),
+            beta_1=config.train.beta_1,
         )
     target_key = cosal_models.target_output(config.model)
     model.compile(
@@ -246,6 +263,7 @@ def train_and_evaluate(config, workdir):
     keras.utils.set_random_seed(config.seed)
 
     train, test, train_examples = make_datasets(config)
+    batch_size = min(config.train.batch_size, train_examples)
     target_key = cosal_models.target_output(config.model)
     checkpoint_dir = os.path.join(workdir, "checkpoints")
     initial_epoch, checkpoint = latest_checkpoint(checkpoint_dir)
@@ -255,7 +273,9 @@ def train_and_evaluate(config, workdir):
         compile_model(model, config, optimizer=model.optimizer)
     else:
         model = compile_model(
-            cosal_models.build_cosal_model(config.model), config
+            cosal_models.build_cosal_model(config.model),
+            config,
+            steps_per_epoch=train_examples // batch_size,
         )
 
     log_dir = os.path.join(workdir, "tensorboard")
@@ -305,7 +325,7 @@ def train_and_evaluate(config, workdir):
             "split": "test",
             "train_images": train_examples,
             "epochs": epochs,
-            "batch_size": min(config.train.batch_size, train_examples),
+            "batch_size": batch_size,
             "fit_s": fit_s,
             "wall_s": time.perf_counter() - start,
         }
