@@ -113,9 +113,8 @@ def _edit():
     print("colour per cell:")
     names = artifacts.cell_colors
     for row in range(3):
-        print(
-            "  " + " | ".join(f"{n:11s}" for n in names[3 * row : 3 * row + 3])
-        )
+        cells = names[3 * row : 3 * row + 3]
+        print(("  " + " | ".join(f"{n:11s}" for n in cells)).rstrip())
 
 
 def _run(argv):

@@ -366,11 +366,7 @@ def load_model(path):
     _, keras = cli_errors.import_tensorflow_quietly()
     # Importing the model module registers the project's custom layers, which
     # keras.saving.load_model needs to rebuild the model.
-    try:
-        from lbie_tf import cosal_models  # noqa: F401
-    except ModuleNotFoundError as error:  # TODO(deploy): drop once it exists.
-        if error.name != "lbie_tf.cosal_models":
-            raise
+    from lbie_tf import cosal_models  # noqa: F401
 
     try:
         return keras.saving.load_model(model_file.path, compile=False)

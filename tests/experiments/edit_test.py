@@ -10,39 +10,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lbie_tf import edit_lib
+from experiments.configs import cosal
+from lbie_tf import cosal_models, edit_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def _tiny_model(num_steps=2, attention=True):
-    """A stand-in that follows the CoSaL model contract."""
-    image = keras.Input((48, 48, 3), dtype="uint8", name="image")
-    sentences = keras.Input((9, 3), dtype="int32", name="sentences")
-    x = keras.layers.Rescaling(1 / 255.0, offset=-0.5)(image)
-    pixel = keras.layers.Conv2D(7, 3, padding="same")(x)
-    words = keras.layers.Embedding(20, 4)(sentences)
-    words = keras.layers.Reshape((1, 1, 108))(words)
-    text = keras.layers.UpSampling2D(48)(keras.layers.Dense(7)(words))
-    outputs = {"logits": keras.layers.Add(name="logits")([pixel, text])}
-    if attention:
-        regions = keras.layers.Conv2D(4, 8, strides=8)(x)
-        regions = keras.layers.Reshape((36, 4))(regions)
-        scores = keras.layers.Dense(9 * num_steps)(regions)
-        scores = keras.layers.Reshape((36, 9, num_steps))(scores)
-        outputs["attention_weights"] = keras.layers.Softmax(
-            axis=2, name="attention_weights"
-        )(scores)
-    return keras.Model({"image": image, "sentences": sentences}, outputs)
+def _tiny_model(cell="paper_t4_attn_d8"):
+    """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
+    keras.utils.set_random_seed(0)
+    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A model, a model without attention, an example input and its text."""
     directory = tmp_path_factory.mktemp("edit_inputs")
-    keras.utils.set_random_seed(0)
     _tiny_model().save(directory / "model.keras")
-    _tiny_model(attention=False).save(directory / "no_attention.keras")
+    _tiny_model("paper_t1_noattn_d8").save(directory / "no_attention.keras")
     image, text_file, _ = edit_lib.write_example(directory / "example")
     text = open(text_file).read()
     return {

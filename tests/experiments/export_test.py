@@ -7,29 +7,22 @@ import sys
 import keras
 import pytest
 
+from experiments.configs import cosal
+from lbie_tf import cosal_models
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def _tiny_model():
-    """A stand-in that follows the CoSaL model contract."""
-    image = keras.Input((48, 48, 3), dtype="uint8", name="image")
-    sentences = keras.Input((9, 3), dtype="int32", name="sentences")
-    x = keras.layers.Rescaling(1 / 255.0, offset=-0.5)(image)
-    pixel = keras.layers.Conv2D(7, 3, padding="same")(x)
-    words = keras.layers.Embedding(20, 4)(sentences)
-    words = keras.layers.Reshape((1, 1, 108))(words)
-    text = keras.layers.UpSampling2D(48)(keras.layers.Dense(7)(words))
-    logits = keras.layers.Add(name="logits")([pixel, text])
-    return keras.Model(
-        {"image": image, "sentences": sentences}, {"logits": logits}
-    )
+def _tiny_model(cell="paper_t4_attn_d8"):
+    """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
+    keras.utils.set_random_seed(0)
+    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A training workdir as train_lib leaves it (only model.keras needed)."""
     directory = tmp_path_factory.mktemp("workdir")
-    keras.utils.set_random_seed(0)
     _tiny_model().save(directory / "model.keras")
     return directory
 

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from data_builders.cosal import generator, vocabulary
-from lbie_tf import cli_errors, edit_lib, export_lib
+from experiments.configs import cosal
+from lbie_tf import cli_errors, cosal_models, edit_lib, export_lib
 
 # Runs with only TensorFlow importable: cwd is a temporary directory and
 # PYTHONPATH is unset, so no project module can be found.
@@ -23,23 +24,29 @@ import tensorflow as tf
 
 for name in ("lbie_tf", "keras_layers", "data_builders", "experiments"):
     assert importlib.util.find_spec(name) is None, name
-saved_model_dir, inputs_path, outputs_path = sys.argv[1:4]
-serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
+inputs_path, *export_dirs = sys.argv[1:]
 inputs = np.load(inputs_path)
-sentences = json.load(open(inputs_path + ".json"))
-outputs = serve(
-    image=tf.constant(inputs["image"]), sentences=tf.constant(sentences)
-)
-np.savez(outputs_path, **{k: v.numpy() for k, v in outputs.items()})
-errors = {}
-for name, bad in json.load(open(inputs_path + ".bad.json")).items():
-    try:
-        serve(image=tf.constant(inputs["image"][:1]),
-              sentences=tf.constant(bad))
-        errors[name] = "no error"
-    except tf.errors.InvalidArgumentError as error:
-        errors[name] = error.message
-json.dump(errors, open(outputs_path + ".errors.json", "w"))
+requests = json.load(open(inputs_path + ".json"))
+for export_dir in export_dirs:
+    serve = tf.saved_model.load(export_dir + "/saved_model").signatures[
+        "serving_default"
+    ]
+    outputs = serve(
+        image=tf.constant(inputs["image"]),
+        sentences=tf.constant(requests["good"]),
+    )
+    np.savez(export_dir + ".npz", **{k: v.numpy() for k, v in outputs.items()})
+    errors = {}
+    for name, bad in requests["bad"].items():
+        try:
+            serve(
+                image=tf.constant(inputs["image"][:1]),
+                sentences=tf.constant(bad),
+            )
+            errors[name] = "no error"
+        except tf.errors.InvalidArgumentError as error:
+            errors[name] = error.message
+    json.dump(errors, open(export_dir + ".errors.json", "w"))
 assert not any(
     m.split(".")[0] in ("lbie_tf", "keras_layers", "data_builders")
     for m in sys.modules
@@ -47,39 +54,44 @@ assert not any(
 """
 
 
-def _tiny_model(num_steps=2, attention=True):
-    """A stand-in that follows the CoSaL model contract (uint8 image and
-    int32 ids in; logits and attention weights out)."""
-    image = keras.Input((48, 48, 3), dtype="uint8", name="image")
-    sentences = keras.Input((9, 3), dtype="int32", name="sentences")
-    x = keras.layers.Rescaling(1 / 255.0, offset=-0.5)(image)
-    pixel = keras.layers.Conv2D(7, 3, padding="same")(x)
-    words = keras.layers.Embedding(20, 4)(sentences)
-    words = keras.layers.Reshape((1, 1, 108))(words)
-    text = keras.layers.UpSampling2D(48)(keras.layers.Dense(7)(words))
-    outputs = {"logits": keras.layers.Add(name="logits")([pixel, text])}
-    if attention:
-        regions = keras.layers.Conv2D(4, 8, strides=8)(x)
-        regions = keras.layers.Reshape((36, 4))(regions)
-        scores = keras.layers.Dense(9 * num_steps)(regions)
-        scores = keras.layers.Reshape((36, 9, num_steps))(scores)
-        outputs["attention_weights"] = keras.layers.Softmax(
-            axis=2, name="attention_weights"
-        )(scores)
-    return keras.Model({"image": image, "sentences": sentences}, outputs)
-
-
-@pytest.fixture(scope="module")
-def model():
+def _tiny_model(cell="paper_t4_attn_d8"):
+    """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
     keras.utils.set_random_seed(0)
-    return _tiny_model()
+    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
+
+
+# One model per family, plus a T = 1 model without attention.
+CELLS = ("paper_t4_attn_d8", "original_t4_attn_d8", "paper_t1_noattn_d4")
 
 
 @pytest.fixture(scope="module")
-def exported(model, tmp_path_factory):
-    return export_lib.export_model(
-        model, tmp_path_factory.mktemp("export") / "cosal"
-    )
+def models():
+    return {cell: _tiny_model(cell) for cell in CELLS}
+
+
+@pytest.fixture(scope="module")
+def model(models):
+    return models["paper_t4_attn_d8"]
+
+
+@pytest.fixture(scope="module")
+def small_model(models):
+    """The fastest model to export, for the tests of the file handling."""
+    return models["paper_t1_noattn_d4"]
+
+
+@pytest.fixture(scope="module")
+def exports(models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    return {
+        cell: export_lib.export_model(model, root / cell)
+        for cell, model in models.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(exports):
+    return exports["paper_t4_attn_d8"]
 
 
 def _examples(count):
@@ -157,9 +169,9 @@ def test_export_writes_keras_file_and_saved_model(exported, model):
     assert os.path.isfile(
         os.path.join(exported.saved_model_dir, "saved_model.pb")
     )
-    # No staging directories are left beside the export.
+    # No staging directories are left beside the exports.
     parent = os.path.dirname(exported.export_dir)
-    assert os.listdir(parent) == [os.path.basename(exported.export_dir)]
+    assert sorted(os.listdir(parent)) == sorted(CELLS)
     reloaded = keras.saving.load_model(exported.keras_path)
     images, _, ids = _examples(2)
     inputs = {"image": images, "sentences": ids}
@@ -180,107 +192,120 @@ def test_signature_spec(exported):
     outputs = serve.structured_outputs
     assert outputs["labels"].dtype == tf.uint8
     assert outputs["colored_image"].dtype == tf.uint8
-    assert outputs["attention_weights"].shape.as_list() == [None, 36, 9, 2]
+    # The paper model's fused map is 6 x 6 regions; T = 4 steps.
+    assert outputs["attention_weights"].shape.as_list() == [None, 36, 9, 4]
+    assert "stop_probabilities" not in outputs
 
 
-def test_saved_model_in_a_fresh_process_matches_keras(
-    exported, model, tmp_path
-):
+@pytest.fixture(scope="module")
+def served(exports, tmp_path_factory):
+    """Runs every export's signature in ONE fresh process (TensorFlow starts
+    once) and returns the inputs and, per cell, its outputs and errors."""
+    directory = tmp_path_factory.mktemp("fresh_process")
     images, texts, ids = _examples(3)
     # Case, spaces and full stops must not change the tokens.
     texts[1] = [s.upper() + "." for s in texts[1]]
     texts[2] = [s.replace(" ", "   ") for s in texts[2]]
-    inputs_path = str(tmp_path / "inputs.npz")
+    inputs_path = str(directory / "inputs.npz")
     np.savez(inputs_path, image=images)
-    json.dump(texts, open(inputs_path + ".json", "w"))
     bad = {
         "unknown": [["circle is purple"] + texts[0][1:]],
         "length": [["circle is red red"] + texts[0][1:]],
     }
-    json.dump(bad, open(inputs_path + ".bad.json", "w"))
-    outputs_path = str(tmp_path / "outputs.npz")
+    json.dump({"good": texts, "bad": bad}, open(inputs_path + ".json", "w"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    export_dirs = [exports[cell].export_dir for cell in CELLS]
     completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _FRESH_PROCESS,
-            exported.saved_model_dir,
-            inputs_path,
-            outputs_path,
-        ],
-        cwd=tmp_path,
+        [sys.executable, "-c", _FRESH_PROCESS, inputs_path, *export_dirs],
+        cwd=directory,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    served = np.load(outputs_path)
-    errors = json.load(open(outputs_path + ".errors.json"))
+    results = {
+        cell: (
+            np.load(path + ".npz"),
+            json.load(open(path + ".errors.json")),
+        )
+        for cell, path in zip(CELLS, export_dirs, strict=True)
+    }
+    return images, ids, results
 
-    expected = model({"image": images, "sentences": ids})
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_saved_model_in_a_fresh_process_matches_keras(cell, models, served):
+    images, ids, results = served
+    outputs, errors = results[cell]
+    expected = models[cell]({"image": images, "sentences": ids})
     logits = np.asarray(expected["logits"])
     labels = logits.argmax(axis=-1)
     top2 = np.sort(logits, axis=-1)[..., -2:]
-    # Pixels whose two best logits are within float noise may flip.
-    clear = top2[..., 1] - top2[..., 0] > 1e-5
-    assert clear.mean() > 0.99
-    assert served["labels"].dtype == np.uint8
-    np.testing.assert_array_equal(served["labels"][clear], labels[clear])
+    # Pixels whose two best logits lie within float noise of each other may
+    # flip between eager Keras and the graph; untrained models have logits of
+    # very different scales, so "noise" is relative to the largest logit.
+    clear = top2[..., 1] - top2[..., 0] > 1e-4 * np.abs(logits).max()
+    assert clear.mean() > 0.9
+    assert (outputs["labels"] == labels).mean() > 0.99
+    assert outputs["labels"].dtype == np.uint8
+    np.testing.assert_array_equal(outputs["labels"][clear], labels[clear])
     np.testing.assert_array_equal(
-        served["colored_image"], edit_lib.colorize_labels(served["labels"])
+        outputs["colored_image"], edit_lib.colorize_labels(outputs["labels"])
     )
-    np.testing.assert_allclose(
-        served["attention_weights"],
-        np.asarray(expected["attention_weights"]),
-        atol=1e-5,
-    )
+    if "attention_weights" in expected:
+        np.testing.assert_allclose(
+            outputs["attention_weights"],
+            np.asarray(expected["attention_weights"]),
+            atol=1e-5,
+        )
+    else:
+        assert "attention_weights" not in outputs
     assert "purple" in errors["unknown"]
     assert "exactly 3 tokens" in errors["length"]
 
 
-def test_export_replaces_an_earlier_export(model, tmp_path):
-    first = export_lib.export_model(model, tmp_path / "out")
+def test_export_replaces_an_earlier_export(small_model, tmp_path):
+    first = export_lib.export_model(small_model, tmp_path / "out")
     stamp = os.path.getmtime(first.keras_path)
     os.utime(first.keras_path, (stamp - 100, stamp - 100))
-    second = export_lib.export_model(model, tmp_path / "out")
+    second = export_lib.export_model(small_model, tmp_path / "out")
     assert os.path.getmtime(second.keras_path) > stamp - 100
     assert os.listdir(tmp_path) == ["out"]
 
 
-def test_export_refuses_a_directory_with_other_files(model, tmp_path):
+def test_export_refuses_a_directory_with_other_files(small_model, tmp_path):
     target = tmp_path / "out"
     target.mkdir()
     (target / "notes.txt").write_text("keep me")
     with pytest.raises(cli_errors.OutputError, match="notes.txt"):
-        export_lib.export_model(model, target)
+        export_lib.export_model(small_model, target)
     assert os.listdir(target) == ["notes.txt"]
     assert os.listdir(tmp_path) == ["out"]
 
 
-def test_failed_export_leaves_nothing(model, tmp_path, monkeypatch):
+def test_failed_export_leaves_nothing(small_model, tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(export_lib, "_write_saved_model", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_lib.export_model(model, tmp_path / "out")
+        export_lib.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == []
 
 
 def test_failed_re_export_keeps_the_earlier_export(
-    model, tmp_path, monkeypatch
+    small_model, tmp_path, monkeypatch
 ):
-    export_lib.export_model(model, tmp_path / "out")
-    monkeypatch.setattr(
-        export_lib,
-        "_write_saved_model",
-        lambda *args: (_ for _ in ()).throw(RuntimeError("disk full")),
-    )
-    with pytest.raises(RuntimeError):
-        export_lib.export_model(model, tmp_path / "out")
+    export_lib.export_model(small_model, tmp_path / "out")
+
+    def fail(*args):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export_lib, "_write_saved_model", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_lib.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == [
         "model.keras",
