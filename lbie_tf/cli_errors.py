@@ -10,9 +10,13 @@ import sys
 EXIT_USER_ERROR = 2
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Something the user passed cannot be used; the message says what and
-    what is accepted. The CLIs print it as one line, without a traceback."""
+    what is accepted. The CLIs print it as one line, without a traceback.
+
+    A ValueError, so that library callers can catch bad arguments the usual
+    way.
+    """
 
 
 class UsageError(UserError):

@@ -317,16 +317,20 @@ def colorize_labels(labels, palette=vocabulary.COLOR_RGB):
     return lookup[labels.astype(np.int64)]
 
 
+def _is_scale(value):
+    return (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and 1 <= value <= MAX_SCALE
+    )
+
+
 def upscale(pixels, scale):
     """Enlarges an image `scale` times with nearest-neighbour sampling, so the
     cells stay crisp for viewing."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+    if not _is_scale(scale):
         raise ValueError(
             f"scale must be an integer in 1..{MAX_SCALE}; received {scale!r}."
-        )
-    if not 1 <= scale <= MAX_SCALE:
-        raise ValueError(
-            f"scale must be an integer in 1..{MAX_SCALE}; received {scale}."
         )
     pixels = np.asarray(pixels)
     return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
@@ -439,13 +443,11 @@ def edit(
       UserError: (a subclass) naming what is wrong with an input.
     """
     for name, value in (("scale", scale), ("explain_scale", explain_scale)):
-        try:
-            upscale(np.zeros((1, 1, 3), np.uint8), value)
-        except ValueError:
+        if not _is_scale(value):
             raise cli_errors.UsageError(
                 f"--{name} must be an integer in 1..{MAX_SCALE}; "
                 f"received {value!r}."
-            ) from None
+            )
     check_output_path(out_path, "--out")
     if explain_path is not None:
         check_output_path(explain_path, "--explain")
