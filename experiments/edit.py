@@ -19,7 +19,10 @@ nothing is written to --out or --explain then.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The command reports its own errors in one line; TensorFlow's native log
+# lines (CUDA probing, oneDNN notices) would only bury them. Set
+# TF_CPP_MIN_LOG_LEVEL=0 to see them again.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
