@@ -78,6 +78,7 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
     assert not [p for p in os.listdir(workdir) if p.startswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_original_model_trains_with_the_mixture_loss(tmp_path, data_dir):
     config = tiny_config("original_t4_attn_d4", data_dir)
     config.train.checkpoint_every_epochs = 5
