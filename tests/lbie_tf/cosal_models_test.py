@@ -112,3 +112,34 @@ def test_bad_model_configs_raise():
     with pytest.raises(ValueError, match="image_size"):
         cosal_models.build_cosal_model(config.model)
     assert cosal_models.target_output(config.model) == "step_logits"
+
+
+def test_original_t4_step_logits_decode_each_step_of_each_example():
+    # Stacking the T steps into the batch for one decoder pass must not mix
+    # examples or steps: step_logits[b, t] is the decoder applied to the
+    # fusion's step-t state of example b alone (inference-mode batch norm
+    # treats every sample on its own).
+    config = cosal_config.get_config("original_t4_attn_d4")
+    model = cosal_models.build_cosal_model(config.model)
+    inputs = _inputs(batch=3, seed=1)
+    step_logits = np.asarray(model(inputs, training=False)["step_logits"])
+    fusion = model.get_layer("fusion")
+    # The fusion's outputs come back flattened: the step states are the
+    # rank-5 one (B, T, 3, 3, 128).
+    (states,) = [x for x in fusion.output if len(x.shape) == 5]
+    states_model = keras.Model(model.inputs, states)
+    step_states = np.asarray(states_model(inputs, training=False))
+    decoder = model.get_layer("decoder")
+    scale = np.abs(step_logits).max()
+    for b in range(3):
+        for t in range(config.model.num_steps):
+            expected = np.asarray(
+                decoder(step_states[b : b + 1, t], training=False)
+            )[0]
+            np.testing.assert_allclose(
+                step_logits[b, t], expected, rtol=1e-3, atol=1e-4 * scale
+            )
+    # Steps and examples differ, so a mix-up could not pass unnoticed.
+    steps_apart = np.abs(step_logits[:, 0] - step_logits[:, -1]).max()
+    examples_apart = np.abs(step_logits[0] - step_logits[1]).max()
+    assert min(steps_apart, examples_apart) > 1e-2 * scale
