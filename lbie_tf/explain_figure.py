@@ -196,7 +196,17 @@ def render_explanation(
     listing = [f"s{k + 1}. {s}" for k, s in enumerate(sentences)]
     list_width = max(measure.textlength(t, font=text_font) for t in listing)
     swatch_width = 48 * max(1, num_steps)
-    panel_width = int(list_width + swatch_width + 3 * margin)
+    legend_labels = [
+        f"step {step + 1} ({STEP_COLOR_NAMES[step % len(STEP_COLOR_NAMES)]})"
+        for step in range(min(num_steps, 4))
+    ]
+    legend_width = sum(
+        20 + measure.textlength(label, font=_font(12)) + margin
+        for label in legend_labels
+    )
+    panel_width = int(
+        max(list_width + swatch_width + 3 * margin, legend_width + margin)
+    )
     list_height = 22 * (len(sentences) + 2) + 22 * math.ceil(num_steps / 4)
     canvas = Image.new(
         "RGB",
