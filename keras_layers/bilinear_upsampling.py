@@ -4,19 +4,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_layers.argument_checks import check_positive_int
+
 VARIANTS = ("fcn", "hu")
 PADDINGS = ("same", "valid")
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive integer; received {name}={value!r}."
-        )
 
 
 def _check_variant(variant, kernel_size):
@@ -53,7 +44,7 @@ def bilinear_kernel(kernel_size, variant="fcn"):
     Returns:
       A float32 NumPy array (k, k).
     """
-    _check_positive_int("kernel_size", kernel_size)
+    check_positive_int("kernel_size", kernel_size)
     _check_variant(variant, kernel_size)
     positions = np.arange(kernel_size, dtype="float64")
     if variant == "fcn":
@@ -155,9 +146,9 @@ class BilinearConv2DTranspose(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("filters", filters)
-        _check_positive_int("kernel_size", kernel_size)
-        _check_positive_int("strides", strides)
+        check_positive_int("filters", filters)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("strides", strides)
         _check_variant(variant, kernel_size)
         if padding not in PADDINGS:
             raise ValueError(

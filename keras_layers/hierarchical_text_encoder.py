@@ -1,23 +1,12 @@
 """The CoSaL code's two-level text encoder: words, then sentences."""
 
 import keras
-import numpy as np
 from keras import ops
 
+from keras_layers.argument_checks import check_positive_int
 from keras_layers.word_encoder import WordEncoder, make_recurrent_layer
 
 EMBEDDINGS = ("one_hot", "learned")
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive integer; received {name}={value!r}."
-        )
 
 
 @keras.saving.register_keras_serializable(package="lbie")
@@ -72,9 +61,9 @@ class HierarchicalTextEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("word_units", word_units)
-        _check_positive_int("sentence_units", sentence_units)
-        _check_positive_int("vocabulary_size", vocabulary_size)
+        check_positive_int("word_units", word_units)
+        check_positive_int("sentence_units", sentence_units)
+        check_positive_int("vocabulary_size", vocabulary_size)
         if embedding not in EMBEDDINGS:
             raise ValueError(
                 f"`embedding` must be one of {EMBEDDINGS}; received "

@@ -4,18 +4,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_layers.argument_checks import check_positive_int
+
 EMBEDDINGS = ("one_hot", "learned", "frozen")
-
-
-def _check_positive_int(name, value):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < 1
-    ):
-        raise ValueError(
-            f"`{name}` must be a positive integer; received {name}={value!r}."
-        )
 
 
 def _seeded(initializer, seed, offset):
@@ -145,8 +136,8 @@ class WordEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
-        _check_positive_int("vocabulary_size", vocabulary_size)
+        check_positive_int("units", units)
+        check_positive_int("vocabulary_size", vocabulary_size)
         if embedding not in EMBEDDINGS:
             raise ValueError(
                 f"`embedding` must be one of {EMBEDDINGS}; received "
@@ -196,7 +187,7 @@ class WordEncoder(keras.layers.Layer):
                     f"`embedding_dim` is required with embedding="
                     f"{embedding!r}; received embedding_dim=None."
                 )
-            _check_positive_int("embedding_dim", embedding_dim)
+            check_positive_int("embedding_dim", embedding_dim)
         self.units = int(units)
         self.vocabulary_size = int(vocabulary_size)
         self.embedding = embedding
