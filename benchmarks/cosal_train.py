@@ -81,7 +81,9 @@ def time_model(config, batch, steps):
     from lbie_tf import cosal_models, train_lib
 
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model), config
+        cosal_models.build_cosal_model(config.model),
+        config,
+        steps_per_epoch=steps + 2,
     )
     inputs, targets = batch
     key = cosal_models.target_output(config.model)
@@ -102,7 +104,9 @@ def time_to_iou(config, max_minutes):
     train, test, train_images = train_lib.make_datasets(config)
     key = cosal_models.target_output(config.model)
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model), config
+        cosal_models.build_cosal_model(config.model),
+        config,
+        steps_per_epoch=train_images // config.train.batch_size,
     )
     train = cosal_input.with_model_targets(train, key)
     trained_s, history = 0.0, []

@@ -197,7 +197,7 @@ def learning_rate(config, steps_per_epoch):
         return train.learning_rate
     if schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            train.learning_rate, max(1, train.epochs * steps_per_epoch)
+            train.learning_rate, max(1, train.epochs * (steps_per_epoch or 1))
         )
     raise ValueError(
         "Argument `learning_rate_schedule` must be 'constant' or 'cosine', "
@@ -205,9 +205,20 @@ def learning_rate(config, steps_per_epoch):
     )
 
 
-def compile_model(model, config, optimizer=None, steps_per_epoch=1):
-    """Adam(lr, beta_1 0.5) and the loss on the target output."""
+def compile_model(model, config, optimizer=None, steps_per_epoch=None):
+    """Adam(lr, beta_1 0.5) and the loss on the target output.
+
+    `steps_per_epoch` sets the length of a decaying learning-rate schedule;
+    it is needed unless `optimizer` is given or the rate is constant.
+    """
     if optimizer is None:
+        schedule = config.train.get("learning_rate_schedule", "constant")
+        if steps_per_epoch is None and schedule != "constant":
+            raise ValueError(
+                "compile_model needs `steps_per_epoch` for the "
+                f"{schedule!r} learning-rate schedule, received None; pass "
+                "the number of training batches per epoch."
+            )
         optimizer = keras.optimizers.Adam(
             learning_rate(config, steps_per_epoch),
             beta_1=config.train.beta_1,

@@ -69,7 +69,9 @@ def test_training_step_lowers_loss_and_uses_moving_statistics(cell):
     config = cosal_config.get_config(cell)
     config.train.learning_rate = 3e-3
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model), config
+        cosal_models.build_cosal_model(config.model),
+        config,
+        steps_per_epoch=1,
     )
     inputs = _inputs(batch=4, seed=1)
     rng = np.random.default_rng(2)
@@ -143,3 +145,14 @@ def test_original_t4_step_logits_decode_each_step_of_each_example():
     steps_apart = np.abs(step_logits[:, 0] - step_logits[:, -1]).max()
     examples_apart = np.abs(step_logits[0] - step_logits[1]).max()
     assert min(steps_apart, examples_apart) > 1e-2 * scale
+
+
+def test_compile_model_needs_the_epoch_length_of_a_decaying_schedule():
+    config = cosal_config.get_config("paper_t1_attn_d8")
+    config.train.learning_rate_schedule = "cosine"
+    model = cosal_models.build_cosal_model(config.model)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        train_lib.compile_model(model, config)
+    compiled = train_lib.compile_model(model, config, steps_per_epoch=50)
+    schedule = compiled.optimizer.get_config()["learning_rate"]
+    assert schedule["config"]["decay_steps"] == config.train.epochs * 50
