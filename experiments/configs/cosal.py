@@ -17,12 +17,12 @@ Targets (paper Table 2, average IoU over 9 shapes + background):
   0.7097; T4 attn 0.5033 / 0.5313 / 0.7017. `config.paper_iou` holds the
   cell's number; eval.json reports ours beside it.
 
-Measured (defaults, 2 shared CPU cores, 10,000 training images, whole
-10,000-image test split): paper_t4_attn_d8 0.877 (paper 0.7017) in 213 s;
-paper_t4_attn_d4 0.577 (paper 0.5033) in 234 s; paper_t1_attn_d4 0.591
-(paper 0.4030) in 183 s, so at this length T = 4 does not beat T = 1. The original model learns far more slowly: 0.24 after 3-4
-epochs of 10,000 images (original_t1_attn_d8, ~60 s per epoch); it needs
-many more epochs (the released code ran ~200k steps).
+Measured by `python -m experiments.table2` (defaults, 2 CPU cores, 10,000
+training images, whole 10,000-image test split; every row, command and wall
+time in results/table2.md). paper family, T1 noattn d4/d6/d8 0.4098 /
+0.4058 / 0.4722; T1 attn 0.5300 / 0.7499 / 0.8743; T4 attn 0.4977 / 0.7430
+/ 0.8895, 3 to 5 minutes per cell. original family: see results/table2.md;
+it learns far more slowly (the released code ran ~200k steps).
 
 Training data: the full direct_<n> split (50,000 train / 10,000 test, as in
 the paper), `config.data.train_examples` of its training images (-1: all);
