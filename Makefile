@@ -30,7 +30,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix lbie_tf keras_layers data_builders experiments tests benchmarks
 
 table2: $(STAMP)
-	$(BIN)/python -m experiments.table2 --workdir=runs/table2
+	$(BIN)/python -m experiments.table2 --cells=all --workdir=runs/table2
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.cosal_train

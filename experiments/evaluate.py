@@ -26,7 +26,7 @@ _BATCH_SIZE = flags.DEFINE_integer(
 )
 
 
-def main(argv):
+def _run(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from lbie_tf import evaluate_lib
@@ -40,6 +40,12 @@ def main(argv):
         f"{results['miou_colors']:.4f} on {results['num_examples']} images\n"
         f"written: {os.path.join(_WORKDIR.value, 'eval.json')}"
     )
+
+
+def main(argv):
+    from lbie_tf import cli_errors
+
+    cli_errors.exit_on_user_error(_run, argv)
 
 
 if __name__ == "__main__":

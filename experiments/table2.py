@@ -74,7 +74,12 @@ def apply_override(config, override):
     if isinstance(old, bool):
         value = text.lower() in ("1", "true", "yes")
     elif old is None:
-        value = text
+        # A placeholder (e.g. data.overrides.train_size) knows its type.
+        field_type = node.get_ref(leaf).get_type()
+        if field_type is bool:
+            value = text.lower() in ("1", "true", "yes")
+        else:
+            value = field_type(text) if field_type is not None else text
     else:
         value = type(old)(text)
     node[leaf] = value

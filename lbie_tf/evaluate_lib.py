@@ -11,7 +11,7 @@ import tensorflow as tf
 
 # Importing cosal_models registers every custom layer the models use, so
 # that load_model finds them.
-from lbie_tf import cosal_input, cosal_losses, cosal_models  # noqa: F401
+from lbie_tf import cli_errors, cosal_input, cosal_losses, cosal_models  # noqa: F401
 from lbie_tf.cosal_metrics import ColorMeanIoU, ShapeAverageIoU
 
 
@@ -27,8 +27,19 @@ def write_json(path, value):
 def read_config(workdir):
     """The resolved config a training run wrote into its workdir."""
     path = os.path.join(workdir, "config.json")
-    with tf.io.gfile.GFile(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    if not tf.io.gfile.exists(path):
+        raise cli_errors.ModelFileError(
+            f"No training config at {path}; --workdir must be a directory "
+            "written by `python -m experiments.train`."
+        )
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except json.JSONDecodeError as error:
+        raise cli_errors.ModelFileError(
+            f"Corrupt training config {path} ({error}); rerun training or "
+            "restore the file."
+        ) from None
 
 
 def predicted_labels(outputs):
@@ -105,11 +116,17 @@ def evaluate_workdir(workdir, data_dir=None, batch_size=None):
         config.data.data_dir = data_dir
     model_path = os.path.join(workdir, "model.keras")
     if not tf.io.gfile.exists(model_path):
-        raise FileNotFoundError(
+        raise cli_errors.ModelFileError(
             f"No trained model at {model_path}; train first with "
             "`python -m experiments.train --workdir=...`."
         )
-    model = keras.saving.load_model(model_path, compile=False)
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (OSError, ValueError) as error:
+        raise cli_errors.ModelFileError(
+            f"Corrupt model file {model_path} ({cli_errors.one_line(error)})"
+            "; retrain or restore it."
+        ) from None
     builder = cosal_input.prepare(cosal_input.get_builder(config.data))
     dataset = cosal_input.make_dataset(
         builder,

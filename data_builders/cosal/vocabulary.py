@@ -30,11 +30,14 @@ NUM_SENTENCES = 9
 SENTENCE_LENGTH = 3
 
 # Longest names first, so that "half fat ellipse" wins over "fat ellipse".
+# Word boundaries make "circleis" an unknown word, as in the exported model.
 _TOKEN_PATTERN = re.compile(
-    "|".join(
+    r"\b(?:"
+    + "|".join(
         re.escape(t).replace(r"\ ", r"\s+")
         for t in sorted(TOKENS, key=len, reverse=True)
     )
+    + r")\b"
 )
 
 

@@ -96,6 +96,7 @@ def get_config(cell="paper_t4_attn_d8"):
             "family": family,
             "num_steps": num_steps,
             "attention": attention,
+            # train_lib sets num_classes = num_colors + 1 from the data.
             "num_classes": 7,
             "image_size": 48,
             "vocabulary_size": 20,

@@ -53,9 +53,29 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
         "data": {"name": "direct_4_small", "data_dir": str(tmp_path)},
     }
     evaluate_lib.write_json(str(tmp_path / "config.json"), config)
-    with pytest.raises(FileNotFoundError, match="model.keras"):
+    with pytest.raises(ValueError, match="model.keras"):
         evaluate_lib.evaluate_workdir(str(tmp_path))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for workdir, problem in (
+        (tmp_path, "No trained model"),
+        (tmp_path / "missing", "No training config"),
+    ):
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.evaluate",
+                f"--workdir={workdir}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr
+        assert run.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert problem in run.stderr
     run = subprocess.run(
         [sys.executable, "-m", "experiments.evaluate", "--help"],
         cwd=ROOT,

@@ -100,3 +100,15 @@ def test_table2_cli_rejects_bad_cells():
     )
     assert run.returncode != 0
     assert "paper_t9_d1" in run.stderr
+
+
+def test_overrides_parse_values_as_the_field_type_placeholders_too():
+    from experiments.table2 import apply_override
+
+    config = cosal.get_config("paper_t1_attn_d4")
+    apply_override(config, "train.epochs=3")
+    apply_override(config, "data.overrides.train_size=200")
+    apply_override(config, "data.overrides.reproduce_coverage_bug=true")
+    assert config.train.epochs == 3
+    assert config.data.overrides.train_size == 200
+    assert config.data.overrides.reproduce_coverage_bug is True

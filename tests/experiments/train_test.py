@@ -179,3 +179,12 @@ def test_cli_trains_with_overrides(tmp_path, data_dir):
         text=True,
     )
     assert "iou_shapes" in evaluated.stdout
+
+
+def test_class_count_follows_the_number_of_colours(tmp_path):
+    config = tiny_config("paper_t1_attn_d4", str(tmp_path / "tfds"))
+    config.data.overrides.num_colors = 3
+    results = train_lib.train_and_evaluate(config, str(tmp_path / "run"))
+    assert len(results["iou_per_color"]) == 4
+    model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
+    assert model.output["logits"].shape[-1] == 4
