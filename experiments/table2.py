@@ -111,10 +111,17 @@ def main(argv):
             f"--config=experiments/configs/cosal.py:{name} "
             f"--workdir={workdir} {flags_text}"
         ).strip()
+        default_epochs = cosal.get_config(name).train.epochs
+        reduced = (
+            f" (REDUCED from the default {default_epochs})"
+            if config.train.epochs < default_epochs
+            else ""
+        )
         settings[name] = (
             f"{config.data.name}, batch {config.train.batch_size}, "
             f"lr {config.train.learning_rate}, "
-            f"fg weight {config.train.foreground_weight}"
+            f"fg weight {config.train.foreground_weight}, "
+            f"{config.train.epochs} epochs{reduced}"
         )
     table2_lib.run_cells(
         configs, _WORKDIR.value, commands, _RESULTS_DIR.value, settings
