@@ -5,8 +5,8 @@ from keras import ops
 
 from keras_layers.conv_gru import _check_seed, _seeded_initializer
 from keras_layers.temperature_schedules import (
-    TemperatureSchedule,
     get_temperature_schedule,
+    serialize_temperature,
 )
 
 
@@ -226,12 +226,9 @@ class GumbelTerminationGate(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        temperature = self.temperature
-        if isinstance(temperature, TemperatureSchedule):
-            temperature = keras.saving.serialize_keras_object(temperature)
         config.update(
             {
-                "temperature": temperature,
+                "temperature": serialize_temperature(self.temperature),
                 "straight_through": self.straight_through,
                 "threshold": self.threshold,
                 "seed": self.seed,

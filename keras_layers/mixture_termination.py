@@ -21,8 +21,8 @@ def _at_least_float32(x):
     return ops.cast(x, "float32")
 
 
-def _check_step_logits(step_logits):
-    shape = tuple(step_logits.shape)
+def _check_step_logits_shape(shape):
+    shape = tuple(shape)
     if len(shape) < 3:
         raise ValueError(
             "`step_logits` must have shape (batch, steps, ..., 1 + classes) "
@@ -65,7 +65,7 @@ def mixture_log_stop_probabilities(gate_logits, epsilon=1e-6):
 def _split_step_logits(step_logits, epsilon):
     """Returns log P (B, ..., T) and per-step class log-probs (B, ..., T, C)."""
     step_logits = _at_least_float32(step_logits)
-    _check_step_logits(step_logits)
+    _check_step_logits_shape(step_logits.shape)
     # Move the step axis next to the channels: (B, T, ..., 1 + C) becomes
     # (B, ..., T, 1 + C).
     step_last = ops.moveaxis(step_logits, 1, -2)
@@ -159,18 +159,7 @@ class MixtureTermination(keras.layers.Layer):
         self.epsilon = epsilon
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) < 3:
-            raise ValueError(
-                "`step_logits` must have shape (batch, steps, ..., 1 + "
-                f"classes) with rank >= 3; received shape {input_shape}."
-            )
-        if input_shape[-1] is not None and input_shape[-1] < 2:
-            raise ValueError(
-                "`step_logits` needs a termination channel and at least one "
-                "class channel (last dimension >= 2); received shape "
-                f"{input_shape}."
-            )
+        _check_step_logits_shape(input_shape)
         self.built = True
 
     def call(self, step_logits):

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_layers.conv_gru import ConvGRUCell, _check_seed
 from keras_layers.gumbel_termination_gate import GumbelTerminationGate
-from keras_layers.temperature_schedules import TemperatureSchedule
+from keras_layers.temperature_schedules import serialize_temperature
 from keras_layers.text_attention import TextAttention
 
 _ATTENTION_FORMS = ("bilinear", "scaled_dot", "additive")
@@ -271,9 +271,6 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        temperature = self.temperature
-        if isinstance(temperature, TemperatureSchedule):
-            temperature = keras.saving.serialize_keras_object(temperature)
         config.update(
             {
                 "units": self.units,
@@ -289,7 +286,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 ],
                 "update_convention": self.update_convention,
                 "termination": self.termination,
-                "temperature": temperature,
+                "temperature": serialize_temperature(self.temperature),
                 "straight_through": self.straight_through,
                 "return_sequences": self.return_sequences,
                 "return_attention": self.return_attention,

@@ -201,3 +201,11 @@ def get_temperature_schedule(identifier):
         f"config dict (class_name one of {sorted(_SCHEDULES)}) or a "
         f"TemperatureSchedule. Received: temperature={identifier!r}"
     )
+
+
+def serialize_temperature(temperature):
+    """The config form of a `temperature` argument (inverse of
+    `get_temperature_schedule`): schedules as Keras configs, numbers as is."""
+    if isinstance(temperature, TemperatureSchedule):
+        return keras.saving.serialize_keras_object(temperature)
+    return temperature
