@@ -17,7 +17,7 @@ import os
 # TF_CPP_MIN_LOG_LEVEL=0 to see them again.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from lbie_tf import cli_errors, export_lib  # noqa: E402
 
@@ -41,6 +41,10 @@ def _run(argv):
             raise cli_errors.UsageError(
                 f"--{flag.name} is required; see --help."
             )
+    if not flags.FLAGS["verbosity"].present:
+        # SavedModel writing logs INFO lines (assets, fingerprint, sharding)
+        # through absl; --verbosity=0 shows them again.
+        logging.set_verbosity(logging.WARNING)
     paths = export_lib.export_model(_MODEL.value, _OUT.value)
     print(f"export directory: {paths.export_dir}")
     print(f"keras model:      {paths.keras_path}")

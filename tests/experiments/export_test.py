@@ -71,6 +71,10 @@ def test_export_from_a_workdir(workdir, tmp_path):
     completed = _export(f"--model={workdir}", f"--out={out}")
     assert completed.returncode == 0, completed.stderr
     assert "Traceback" not in completed.stderr
+    # SavedModel writing's absl INFO lines (assets, fingerprint) are off by
+    # default: the command prints only where its artefacts are.
+    assert "Assets written to" not in completed.stderr
+    assert "fingerprint" not in completed.stderr
     keras_path = out / "model.keras"
     saved_model = out / "saved_model"
     assert f"keras model:      {keras_path}" in completed.stdout
