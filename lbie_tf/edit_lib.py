@@ -59,12 +59,15 @@ class ModelFile:
 @dataclasses.dataclass(frozen=True)
 class EditResult:
     """What the model made of one image: per-pixel labels (0 background, 1..C
-    colour index + 1), the coloured image, and the attention weights
-    (regions, 9, T) or None for models without attention."""
+    colour index + 1), the coloured image, the attention weights
+    (regions, 9, T) or None for models without attention, and the 0-based
+    step whose output each region (paper model) or pixel (original model)
+    kept, or None for one-step models."""
 
     labels: np.ndarray
     colored_image: np.ndarray
     attention_weights: np.ndarray | None
+    stop_steps: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,11 +417,35 @@ def run_model(model, image, sentence_ids):
     attention = outputs.get("attention_weights")
     if attention is not None:
         attention = ops.convert_to_numpy(attention)[0]
+    stop_steps = None
+    if "stop_step" in outputs:
+        # The original model: the mixture's step per pixel.
+        stop_steps = ops.convert_to_numpy(outputs["stop_step"])[0]
+    elif "stop_probabilities" in outputs:
+        # The paper model: the Gumbel gate's first firing step per region.
+        stop_steps = explain_figure.first_firing_steps(
+            ops.convert_to_numpy(outputs["stop_probabilities"])[0],
+            _gate_threshold(model),
+        )
     return EditResult(
         labels=labels,
         colored_image=colorize_labels(labels),
         attention_weights=attention,
+        stop_steps=None
+        if stop_steps is None
+        else np.asarray(stop_steps, dtype=np.int64),
     )
+
+
+def _gate_threshold(model, default=0.5):
+    """The inference threshold of the model's Gumbel termination gate."""
+    from keras_layers.gumbel_termination_gate import GumbelTerminationGate
+
+    for layer in model.layers:
+        gate = getattr(layer, "termination_gate", None)
+        if isinstance(gate, GumbelTerminationGate):
+            return gate.threshold
+    return default
 
 
 def edit(
@@ -487,6 +514,9 @@ def edit(
             result.attention_weights,
             sentences,
             scale=explain_scale,
+            stop_steps=None
+            if result.stop_steps is None
+            else explain_figure.cell_stop_steps(result.stop_steps),
         )
     write_png_atomically(out_path, picture)
     if explanation is not None:

@@ -30,6 +30,8 @@ STEP_COLOR_NAMES = (
 _TEXT_RGB = (20, 20, 20)
 _GRID_RGB = (120, 120, 120)
 _PANEL_RGB = (255, 255, 255)
+# Steps after a cell's stop step: computed, but their output is not used.
+_UNUSED_RGB = (175, 175, 175)
 # How much of the edited image shows through under the per-cell labels: the
 # colours stay recognisable while the labels keep full contrast.
 _IMAGE_OPACITY = 0.45
@@ -114,13 +116,59 @@ def attended_sentences(attention_weights, grid_size=3, map_shape=None):
     return np.moveaxis(per_cell.argmax(axis=2), -1, 0)
 
 
+def first_firing_steps(stop_probabilities, threshold=0.5):
+    """The step whose output each region keeps at inference (0-based).
+
+    The Gumbel termination gate stops a region at the first step whose gate
+    g_t reaches `threshold` (step T if none does). Its stop distribution
+    beta_t = g_t * prod_{k<t} (1 - g_k) gives back the gates as
+    g_t = beta_t / (1 - sum_{k<t} beta_k).
+
+    Args:
+      stop_probabilities: array (..., T) of beta, summing to 1 over T.
+      threshold: the gate's inference threshold.
+
+    Returns:
+      int array (...) of 0-based steps.
+    """
+    beta = np.asarray(stop_probabilities, dtype=np.float64)
+    if beta.ndim < 1 or beta.shape[-1] < 1:
+        raise ValueError(
+            "stop_probabilities must have shape (..., steps); received "
+            f"shape {beta.shape}."
+        )
+    survival = 1.0 - np.cumsum(beta, axis=-1) + beta
+    gates = beta / np.maximum(survival, 1e-12)
+    fired = gates >= threshold
+    fired[..., -1] = True
+    return fired.argmax(axis=-1)
+
+
+def cell_stop_steps(stop_steps, grid_size=3):
+    """The most common stop step (0-based) over the regions (or pixels) of
+    each cell: int array (grid_size, grid_size). `stop_steps` is an int map
+    (M, N) at any resolution, row-major over the image; ties go to the
+    earlier step."""
+    steps = np.asarray(stop_steps)
+    if steps.ndim != 2 or not np.issubdtype(steps.dtype, np.integer):
+        raise ValueError(
+            "stop_steps must be an integer map (rows, cols); received "
+            f"{steps.dtype} shape {steps.shape}."
+        )
+    rows, cols = steps.shape
+    flat = steps.reshape(-1)
+    members = _cell_members(rows, cols, int(grid_size))
+    per_cell = [np.bincount(flat[m]).argmax() for m in members]
+    return np.asarray(per_cell, dtype=np.int64).reshape(grid_size, grid_size)
+
+
 def _font(size):
     return ImageFont.load_default(size=size)
 
 
-def _swatch(draw, x, y, size, step, font):
+def _swatch(draw, x, y, size, step, font, color=None):
     """Draws the colour box of `step` (0-based) with its number inside."""
-    color = STEP_COLORS[step % len(STEP_COLORS)]
+    color = color or STEP_COLORS[step % len(STEP_COLORS)]
     draw.rectangle((x, y, x + size - 1, y + size - 1), fill=color)
     label = str(step + 1)
     width = draw.textlength(label, font=font)
@@ -141,12 +189,15 @@ def render_explanation(
     scale=8,
     grid_size=3,
     map_shape=None,
+    stop_steps=None,
 ):
     """Draws a Figure 5 style picture of what each step attended to.
 
     Left: the (edited) image, enlarged, with a 3 x 3 grid; each cell lists, for
     every step in that step's colour (red, yellow, green, blue, ...), the
-    index of the sentence with the largest attention weight there. Right: the
+    index of the sentence with the largest attention weight there. With
+    `stop_steps`, the step whose output the cell keeps is marked "*" and the
+    steps after it (computed, but not used there) are greyed. Right: the
     numbered sentences, each followed by the steps that chose it (and in how
     many cells).
 
@@ -157,6 +208,8 @@ def render_explanation(
       scale: how many times the image is enlarged (nearest neighbour).
       grid_size: cells per image side.
       map_shape: (M, N) of the fused map; None means square.
+      stop_steps: optional int array (grid_size, grid_size): per cell, the
+        0-based step whose output is kept (`cell_stop_steps`).
 
     Returns:
       uint8 array (height, width, 3).
@@ -183,6 +236,18 @@ def render_explanation(
         )
     choices = attended_sentences(weights, grid_size, map_shape)
     num_steps = choices.shape[0]
+    if stop_steps is not None:
+        stop_steps = np.asarray(stop_steps)
+        if stop_steps.shape != (grid_size, grid_size) or not (
+            np.issubdtype(stop_steps.dtype, np.integer)
+            and 0 <= stop_steps.min()
+            and stop_steps.max() < num_steps
+        ):
+            raise ValueError(
+                f"stop_steps must be integers in [0, {num_steps}) of shape "
+                f"({grid_size}, {grid_size}); received {stop_steps.dtype} "
+                f"shape {stop_steps.shape}."
+            )
 
     height, width = image.shape[0] * scale, image.shape[1] * scale
     cell_height, cell_width = height / grid_size, width / grid_size
@@ -208,6 +273,8 @@ def render_explanation(
         max(list_width + swatch_width + 3 * margin, legend_width + margin)
     )
     list_height = 22 * (len(sentences) + 2) + 22 * math.ceil(num_steps / 4)
+    if stop_steps is not None:
+        list_height += 22
     canvas = Image.new(
         "RGB",
         (
@@ -238,11 +305,21 @@ def render_explanation(
                 y = y0 + step * line
                 if y + line > top + (row + 1) * cell_height:
                     break
-                _swatch(draw, x0, y, line - 1, step, cell_font)
+                label, color, text_rgb = (
+                    f"s{choices[step, row, col] + 1}",
+                    None,
+                    _TEXT_RGB,
+                )
+                if stop_steps is not None:
+                    if step == stop_steps[row, col]:
+                        label += " *"
+                    elif step > stop_steps[row, col]:
+                        color, text_rgb = _UNUSED_RGB, _UNUSED_RGB
+                _swatch(draw, x0, y, line - 1, step, cell_font, color)
                 draw.text(
                     (x0 + line + 2, y),
-                    f"s{choices[step, row, col] + 1}",
-                    fill=_TEXT_RGB,
+                    label,
+                    fill=text_rgb,
                     font=cell_font,
                     stroke_width=1,
                     stroke_fill=(255, 255, 255),
@@ -273,4 +350,11 @@ def render_explanation(
         label = f"step {step + 1} ({name})"
         draw.text((x + 20, legend_y + 1), label, fill=_TEXT_RGB, font=_font(12))
         x += 20 + int(draw.textlength(label, font=_font(12))) + margin
+    if stop_steps is not None:
+        draw.text(
+            (left, legend_top + 22 * math.ceil(num_steps / 4)),
+            "* output kept (termination gate); grey: steps after it",
+            fill=_TEXT_RGB,
+            font=_font(12),
+        )
     return np.asarray(canvas, dtype=np.uint8)

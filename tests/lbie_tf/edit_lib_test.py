@@ -344,3 +344,34 @@ def test_write_example_writes_a_usable_input(tmp_path):
 def test_write_example_rejects_a_bad_num_direct(tmp_path):
     with pytest.raises(cli_errors.UsageError, match="num_direct"):
         edit_lib.write_example(tmp_path, num_direct=12)
+
+
+# Running a model.
+
+
+@pytest.mark.parametrize(
+    "cell, stop_shape",
+    [
+        ("paper_t4_attn_d8", (6, 6)),
+        ("original_t4_attn_d8", (48, 48)),
+        ("paper_t1_attn_d8", None),
+    ],
+)
+def test_run_model_reports_the_step_each_region_kept(cell, stop_shape):
+    import keras
+
+    from experiments.configs import cosal
+    from lbie_tf import cosal_models
+
+    keras.utils.set_random_seed(0)
+    model = cosal_models.build_cosal_model(cosal.get_config(cell).model)
+    result = edit_lib.run_model(model, _silhouette(), _expected_ids())
+    assert result.labels.shape == (48, 48)
+    if stop_shape is None:
+        assert result.stop_steps is None
+        return
+    assert result.stop_steps.shape == stop_shape
+    assert result.stop_steps.dtype == np.int64
+    assert 0 <= result.stop_steps.min() <= result.stop_steps.max() < 4
+    if cell.startswith("paper"):
+        assert edit_lib._gate_threshold(model) == 0.5

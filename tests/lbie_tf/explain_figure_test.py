@@ -148,3 +148,84 @@ def test_render_rejects_bad_arguments(
     with pytest.raises(ValueError) as info:
         explain_figure.render_explanation(image, weights, sentences, scale)
     assert fragment in str(info.value)
+
+
+def test_first_firing_steps_recovers_the_gate_decision():
+    # Gates per region; beta_t = g_t * prod_{k<t} (1 - g_k), last forced.
+    gates = np.array(
+        [
+            [0.9, 0.1, 0.1, 1.0],  # fires at step 0
+            [0.4, 0.6, 0.1, 1.0],  # beta argmax is 0, but step 1 fires
+            [0.1, 0.2, 0.3, 1.0],  # never fires: step T - 1
+            [0.0, 0.0, 0.5, 1.0],  # exactly at the threshold
+        ]
+    )
+    survival = np.cumprod(np.concatenate([[[1.0]] * 4, 1 - gates], 1), 1)
+    beta = gates * survival[:, :-1]
+    np.testing.assert_allclose(beta.sum(axis=-1), 1.0)
+    np.testing.assert_array_equal(
+        explain_figure.first_firing_steps(beta), [0, 1, 3, 2]
+    )
+    np.testing.assert_array_equal(
+        explain_figure.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
+    )
+
+
+def test_cell_stop_steps_votes_per_cell():
+    steps = np.zeros((6, 6), np.int64)
+    steps[0:2, 2:4] = 3  # cell (0, 1): all four regions
+    steps[2, 4] = 2  # cell (1, 2): one of four regions, ties go first
+    steps[4:6, 0:2] = [[1, 1], [1, 2]]  # cell (2, 0): three of four
+    per_cell = explain_figure.cell_stop_steps(steps)
+    expected = np.zeros((3, 3), np.int64)
+    expected[0, 1], expected[2, 0] = 3, 1
+    np.testing.assert_array_equal(per_cell, expected)
+    pixels = np.repeat(np.repeat(steps, 8, axis=0), 8, axis=1)
+    np.testing.assert_array_equal(
+        explain_figure.cell_stop_steps(pixels), expected
+    )
+
+
+def test_render_greys_the_steps_after_each_cells_stop():
+    rng = np.random.default_rng(5)
+    chosen = rng.integers(0, 9, size=(4, 3, 3))
+    weights = _planted(6, 4, chosen, rng)
+    image = np.full((48, 48, 3), 255, np.uint8)
+    plain = explain_figure.render_explanation(image, weights, SENTENCES)
+    all_first = explain_figure.render_explanation(
+        image, weights, SENTENCES, stop_steps=np.zeros((3, 3), np.int64)
+    )
+    all_last = explain_figure.render_explanation(
+        image, weights, SENTENCES, stop_steps=np.full((3, 3), 3)
+    )
+    grey = explain_figure._UNUSED_RGB
+    # Antialiased text has a few pixels of that grey anyway; the greyed
+    # swatches add hundreds.
+    baseline = _color_pixels(plain, grey)
+    assert _color_pixels(all_last, grey) < baseline + 20
+    # Stopping at step 1 greys steps 2..4 in all 9 cells.
+    assert _color_pixels(all_first, grey) > baseline + 9 * 3 * 20
+    last_color = explain_figure.STEP_COLORS[3]
+    assert _color_pixels(all_first, last_color) < _color_pixels(
+        all_last, last_color
+    )
+
+
+@pytest.mark.parametrize(
+    "stop_steps",
+    [np.zeros((2, 2), np.int64), np.full((3, 3), 4), np.zeros((3, 3))],
+)
+def test_render_rejects_bad_stop_steps(stop_steps):
+    weights = np.zeros((36, 9, 4))
+    with pytest.raises(ValueError, match="stop_steps"):
+        explain_figure.render_explanation(
+            np.zeros((48, 48, 3), np.uint8),
+            weights,
+            SENTENCES,
+            stop_steps=stop_steps,
+        )
+
+
+def test_cell_stop_steps_rejects_non_integer_maps():
+    with pytest.raises(ValueError, match="integer map"):
+        explain_figure.cell_stop_steps(np.zeros((6, 6)))
