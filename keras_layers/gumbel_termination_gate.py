@@ -1,5 +1,7 @@
 """The paper's per-region termination gate with a Gumbel-softmax relaxation."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -97,6 +99,9 @@ class GumbelTerminationGate(keras.layers.Layer):
         or its config dict.
       straight_through: whether the training forward pass is hard (one-hot).
       threshold: gate value at which a region stops at inference, in (0, 1].
+      initial_bias: the gate bias b at initialisation (the paper gives none).
+        0 starts every gate at 0.5, so half of the stop mass is on step 1;
+        a negative value starts the mass on the last step instead.
       seed: optional int seeding the Gumbel noise and the initializer.
 
     Call arguments:
@@ -113,10 +118,23 @@ class GumbelTerminationGate(keras.layers.Layer):
         temperature=1.0,
         straight_through=False,
         threshold=0.5,
+        initial_bias=0.0,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if isinstance(initial_bias, bool) or not isinstance(
+            initial_bias, (int, float)
+        ):
+            raise ValueError(
+                "`initial_bias` must be a finite number. "
+                f"Received: initial_bias={initial_bias!r}"
+            )
+        if not math.isfinite(initial_bias):
+            raise ValueError(
+                "`initial_bias` must be a finite number. "
+                f"Received: initial_bias={initial_bias}"
+            )
         if isinstance(threshold, bool) or not isinstance(
             threshold, (int, float)
         ):
@@ -134,6 +152,7 @@ class GumbelTerminationGate(keras.layers.Layer):
         self.temperature_schedule = get_temperature_schedule(temperature)
         self.straight_through = bool(straight_through)
         self.threshold = float(threshold)
+        self.initial_bias = float(initial_bias)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -160,7 +179,9 @@ class GumbelTerminationGate(keras.layers.Layer):
             initializer=_seeded_initializer("glorot_uniform", self.seed, 0),
         )
         self.gate_bias = self.add_weight(
-            name="gate_bias", shape=(), initializer="zeros"
+            name="gate_bias",
+            shape=(),
+            initializer=keras.initializers.Constant(self.initial_bias),
         )
         self.step = self.add_weight(
             name="step",
@@ -231,6 +252,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "temperature": serialize_temperature(self.temperature),
                 "straight_through": self.straight_through,
                 "threshold": self.threshold,
+                "initial_bias": self.initial_bias,
                 "seed": self.seed,
             }
         )

@@ -54,6 +54,8 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       termination: "gumbel", "last" or "none", see above.
       temperature: Gumbel-softmax temperature or schedule (gumbel only).
       straight_through: hard Gumbel forward pass (gumbel only).
+      termination_initial_bias: the termination gate's initial bias
+        (gumbel only), see `GumbelTerminationGate`.
       return_sequences: whether to return the step outputs.
       return_attention: whether to return the attention weights.
       return_stop_probabilities: whether to return the stop distribution
@@ -88,6 +90,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         termination="gumbel",
         temperature=1.0,
         straight_through=False,
+        termination_initial_bias=0.0,
         return_sequences=False,
         return_attention=False,
         return_stop_probabilities=False,
@@ -150,6 +153,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         self.termination = termination
         self.temperature = temperature
         self.straight_through = bool(straight_through)
+        self.termination_initial_bias = termination_initial_bias
         self.return_sequences = bool(return_sequences)
         self.return_attention = bool(return_attention)
         self.return_stop_probabilities = bool(return_stop_probabilities)
@@ -177,6 +181,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
             self.termination_gate = GumbelTerminationGate(
                 temperature=temperature,
                 straight_through=straight_through,
+                initial_bias=termination_initial_bias,
                 seed=_offset_seed(seed, 200),
                 name="termination_gate",
             )
@@ -288,6 +293,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 "termination": self.termination,
                 "temperature": serialize_temperature(self.temperature),
                 "straight_through": self.straight_through,
+                "termination_initial_bias": self.termination_initial_bias,
                 "return_sequences": self.return_sequences,
                 "return_attention": self.return_attention,
                 "return_stop_probabilities": self.return_stop_probabilities,

@@ -87,6 +87,9 @@ def build_paper_model(model_config):
             termination=model_config.termination,
             temperature=_to_python(model_config.temperature),
             straight_through=model_config.straight_through,
+            termination_initial_bias=model_config.get(
+                "termination_initial_bias", 0.0
+            ),
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",
             seed=seed,

@@ -277,6 +277,26 @@ def test_checklist(straight_through):
     )
 
 
+@pytest.mark.parametrize("initial_bias", [0.0, -3.0])
+def test_initial_bias_sets_where_the_stop_mass_starts(initial_bias):
+    rng = np.random.default_rng(2)
+    # Zero states: the gate is sigmoid(bias) everywhere at initialisation.
+    states = np.zeros((1, 4, 2, 2, 3), "float32")
+    gate = GumbelTerminationGate(initial_bias=initial_bias, seed=1)
+    _, beta = gate(rng.normal(size=(1, 4, 2, 2, 5)).astype("float32"), states)
+    want = reference_stop_distribution(
+        np.full((1, 2, 2, 4), sigmoid(initial_bias))
+    )
+    np.testing.assert_allclose(beta, want, atol=1e-6)
+    first, last = float(beta[0, 0, 0, 0]), float(beta[0, 0, 0, -1])
+    if initial_bias == 0.0:
+        assert first == pytest.approx(0.5) and last == pytest.approx(0.125)
+    else:
+        assert first < 0.05 and last > 0.85
+    clone = GumbelTerminationGate.from_config(gate.get_config())
+    assert clone.initial_bias == initial_bias
+
+
 def test_config_keeps_a_schedule():
     schedule = LinearAnnealTemperature(1.0, 0.1, 100)
     gate = GumbelTerminationGate(temperature=schedule, threshold=0.7)
@@ -296,6 +316,9 @@ def test_config_keeps_a_schedule():
         ({"temperature": 0}, "temperature"),
         ({"temperature": "hot"}, "temperature"),
         ({"seed": 1.0}, "seed"),
+        ({"initial_bias": float("nan")}, "initial_bias"),
+        ({"initial_bias": "low"}, "initial_bias"),
+        ({"initial_bias": True}, "initial_bias"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):

@@ -260,6 +260,17 @@ def test_training_picks_one_step_per_region_with_straight_through():
     assert np.all(distance.min(1) < 1e-5)
 
 
+def test_termination_initial_bias_reaches_the_gate():
+    image, text = make_inputs(6)
+    layer = RecurrentAttentiveFusion(
+        UNITS, num_steps=3, termination_initial_bias=-2.5, seed=1
+    )
+    layer(image, text)
+    assert float(layer.termination_gate.gate_bias) == -2.5
+    clone = RecurrentAttentiveFusion.from_config(layer.get_config())
+    assert clone.termination_gate.initial_bias == -2.5
+
+
 def test_weights_are_shared_over_steps():
     image, text = make_inputs()
     counts = []
