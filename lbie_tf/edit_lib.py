@@ -405,6 +405,8 @@ def run_model(model, image, sentence_ids):
     """
     from keras import ops
 
+    from lbie_tf import cosal_models
+
     outputs = model(
         {
             "image": np.asarray(image, dtype=np.uint8)[None],
@@ -417,35 +419,13 @@ def run_model(model, image, sentence_ids):
     attention = outputs.get("attention_weights")
     if attention is not None:
         attention = ops.convert_to_numpy(attention)[0]
-    stop_steps = None
-    if "stop_step" in outputs:
-        # The original model: the mixture's step per pixel.
-        stop_steps = ops.convert_to_numpy(outputs["stop_step"])[0]
-    elif "stop_probabilities" in outputs:
-        # The paper model: the Gumbel gate's first firing step per region.
-        stop_steps = explain_figure.first_firing_steps(
-            ops.convert_to_numpy(outputs["stop_probabilities"])[0],
-            _gate_threshold(model),
-        )
+    stop_steps = cosal_models.kept_steps(model, outputs)
     return EditResult(
         labels=labels,
         colored_image=colorize_labels(labels),
         attention_weights=attention,
-        stop_steps=None
-        if stop_steps is None
-        else np.asarray(stop_steps, dtype=np.int64),
+        stop_steps=None if stop_steps is None else stop_steps[0],
     )
-
-
-def _gate_threshold(model, default=0.5):
-    """The inference threshold of the model's Gumbel termination gate."""
-    from keras_layers.gumbel_termination_gate import GumbelTerminationGate
-
-    for layer in model.layers:
-        gate = getattr(layer, "termination_gate", None)
-        if isinstance(gate, GumbelTerminationGate):
-            return gate.threshold
-    return default
 
 
 def edit(

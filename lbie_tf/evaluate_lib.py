@@ -61,35 +61,66 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
     Returns:
       A dict: miou_colors, iou_shapes, iou_per_color (class 0 background),
       iou_per_shape (index 0 background, k shape id k - 1), num_examples,
-      eval_s.
+      eval_s; for T > 1 models also kept_step_fractions (how often each
+      step's output was the one kept, over every region of the paper model
+      or every pixel of the original model) and kept_step_unit.
     """
     color_iou = ColorMeanIoU(num_classes)
     shape_iou = ShapeAverageIoU()
 
     @tf.function
     def step(inputs, targets):
-        labels = predicted_labels(model(inputs, training=False))
+        outputs = model(inputs, training=False)
+        labels = predicted_labels(outputs)
         color_iou.update_state(targets["color_labels"], labels)
         shape_iou.update_state(
             targets["color_labels"], targets["shape_labels"], labels
         )
-        return tf.shape(labels)[0]
+        stops = {k: outputs[k] for k in _STOP_OUTPUTS if k in outputs}
+        return tf.shape(labels)[0], stops
 
     start = time.perf_counter()
     num_examples = 0
+    kept_counts = None
     for index, (inputs, targets) in enumerate(dataset):
         if max_batches is not None and index >= max_batches:
             break
-        num_examples += int(step(inputs, targets))
+        batch_size, stops = step(inputs, targets)
+        num_examples += int(batch_size)
+        steps = cosal_models.kept_steps(model, stops)
+        if steps is not None:
+            counts = np.bincount(steps.reshape(-1), minlength=_num_steps(model))
+            kept_counts = (
+                counts if kept_counts is None else kept_counts + counts
+            )
     color_ious, _ = color_iou.class_ious()
-    return {
+    results = {
         "miou_colors": float(color_iou.result()),
         "iou_shapes": float(shape_iou.result()),
         "iou_per_color": [float(x) for x in np.asarray(color_ious)],
         "iou_per_shape": [float(x) for x in np.asarray(shape_iou.class_ious())],
         "num_examples": num_examples,
-        "eval_s": time.perf_counter() - start,
     }
+    if kept_counts is not None:
+        results["kept_step_fractions"] = [
+            float(x) for x in kept_counts / kept_counts.sum()
+        ]
+        results["kept_step_unit"] = (
+            "pixel" if "stop_step" in stops else "region"
+        )
+    results["eval_s"] = time.perf_counter() - start
+    return results
+
+
+# The outputs that say which step a T > 1 model kept (cosal_models).
+_STOP_OUTPUTS = ("stop_step", "stop_probabilities")
+
+
+def _num_steps(model):
+    try:
+        return int(model.get_layer("fusion").num_steps)
+    except ValueError:
+        return 1
 
 
 def describe_run(config):

@@ -116,34 +116,6 @@ def attended_sentences(attention_weights, grid_size=3, map_shape=None):
     return np.moveaxis(per_cell.argmax(axis=2), -1, 0)
 
 
-def first_firing_steps(stop_probabilities, threshold=0.5):
-    """The step whose output each region keeps at inference (0-based).
-
-    The Gumbel termination gate stops a region at the first step whose gate
-    g_t reaches `threshold` (step T if none does). Its stop distribution
-    beta_t = g_t * prod_{k<t} (1 - g_k) gives back the gates as
-    g_t = beta_t / (1 - sum_{k<t} beta_k).
-
-    Args:
-      stop_probabilities: array (..., T) of beta, summing to 1 over T.
-      threshold: the gate's inference threshold.
-
-    Returns:
-      int array (...) of 0-based steps.
-    """
-    beta = np.asarray(stop_probabilities, dtype=np.float64)
-    if beta.ndim < 1 or beta.shape[-1] < 1:
-        raise ValueError(
-            "stop_probabilities must have shape (..., steps); received "
-            f"shape {beta.shape}."
-        )
-    survival = 1.0 - np.cumsum(beta, axis=-1) + beta
-    gates = beta / np.maximum(survival, 1e-12)
-    fired = gates >= threshold
-    fired[..., -1] = True
-    return fired.argmax(axis=-1)
-
-
 def cell_stop_steps(stop_steps, grid_size=3):
     """The most common stop step (0-based) over the regions (or pixels) of
     each cell: int array (grid_size, grid_size). `stop_steps` is an int map

@@ -47,6 +47,45 @@ def test_evaluate_model_sums_over_every_batch():
     assert len(results["iou_per_color"]) == 7
 
 
+@pytest.mark.parametrize(
+    "cell, unit",
+    [
+        ("paper_t4_attn_d8", "region"),
+        ("original_t4_attn_d8", "pixel"),
+        ("paper_t1_attn_d8", None),
+    ],
+)
+def test_evaluate_model_reports_which_steps_were_kept(cell, unit):
+    import keras
+
+    from experiments.configs import cosal
+    from lbie_tf import cosal_models
+
+    examples = [e for _, e in generator.generate_split("test", 5, 3, 6)]
+    keys = ("image", "sentences", "color_labels", "shape_labels")
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {k: np.stack([e[k] for e in examples]) for k in keys}
+    )
+    pipeline = cosal_input.build_pipeline(dataset, 2, training=False)
+    keras.utils.set_random_seed(0)
+    model = cosal_models.build_cosal_model(cosal.get_config(cell).model)
+    results = evaluate_lib.evaluate_model(model, pipeline, 7)
+    if unit is None:
+        assert "kept_step_fractions" not in results
+        return
+    assert results["kept_step_unit"] == unit
+    # Reference: the kept steps of all 5 examples in one batch.
+    inputs = {
+        "image": np.stack([e["image"] for e in examples]),
+        "sentences": np.stack([e["sentences"] for e in examples]).astype(
+            np.int32
+        ),
+    }
+    steps = cosal_models.kept_steps(model, model(inputs, training=False))
+    want = np.bincount(steps.reshape(-1), minlength=4) / steps.size
+    np.testing.assert_allclose(results["kept_step_fractions"], want, atol=1e-9)
+
+
 def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
     config = {
         "model": {"family": "paper", "num_steps": 1, "attention": True},

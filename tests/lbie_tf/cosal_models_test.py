@@ -156,3 +156,24 @@ def test_compile_model_needs_the_epoch_length_of_a_decaying_schedule():
     compiled = train_lib.compile_model(model, config, steps_per_epoch=50)
     schedule = compiled.optimizer.get_config()["learning_rate"]
     assert schedule["config"]["decay_steps"] == config.train.epochs * 50
+
+
+def test_first_firing_steps_recovers_the_gate_decision():
+    # Gates per region; beta_t = g_t * prod_{k<t} (1 - g_k), last forced.
+    gates = np.array(
+        [
+            [0.9, 0.1, 0.1, 1.0],  # fires at step 0
+            [0.4, 0.6, 0.1, 1.0],  # beta argmax is 0, but step 1 fires
+            [0.1, 0.2, 0.3, 1.0],  # never fires: step T - 1
+            [0.0, 0.0, 0.5, 1.0],  # exactly at the threshold
+        ]
+    )
+    survival = np.cumprod(np.concatenate([[[1.0]] * 4, 1 - gates], 1), 1)
+    beta = gates * survival[:, :-1]
+    np.testing.assert_allclose(beta.sum(axis=-1), 1.0)
+    np.testing.assert_array_equal(
+        cosal_models.first_firing_steps(beta), [0, 1, 3, 2]
+    )
+    np.testing.assert_array_equal(
+        cosal_models.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
+    )

@@ -150,27 +150,6 @@ def test_render_rejects_bad_arguments(
     assert fragment in str(info.value)
 
 
-def test_first_firing_steps_recovers_the_gate_decision():
-    # Gates per region; beta_t = g_t * prod_{k<t} (1 - g_k), last forced.
-    gates = np.array(
-        [
-            [0.9, 0.1, 0.1, 1.0],  # fires at step 0
-            [0.4, 0.6, 0.1, 1.0],  # beta argmax is 0, but step 1 fires
-            [0.1, 0.2, 0.3, 1.0],  # never fires: step T - 1
-            [0.0, 0.0, 0.5, 1.0],  # exactly at the threshold
-        ]
-    )
-    survival = np.cumprod(np.concatenate([[[1.0]] * 4, 1 - gates], 1), 1)
-    beta = gates * survival[:, :-1]
-    np.testing.assert_allclose(beta.sum(axis=-1), 1.0)
-    np.testing.assert_array_equal(
-        explain_figure.first_firing_steps(beta), [0, 1, 3, 2]
-    )
-    np.testing.assert_array_equal(
-        explain_figure.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
-    )
-
-
 def test_cell_stop_steps_votes_per_cell():
     steps = np.zeros((6, 6), np.int64)
     steps[0:2, 2:4] = 3  # cell (0, 1): all four regions
