@@ -47,6 +47,11 @@ def predicted_labels(outputs):
     return tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
 
 
+# How many test images the text-sensitivity check reads (a second forward
+# pass each).
+TEXT_SENSITIVITY_IMAGES = 1000
+
+
 def evaluate_model(model, dataset, num_classes, max_batches=None):
     """Both CoSaL IoUs of `model` over every example of `dataset`.
 
@@ -61,9 +66,13 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
     Returns:
       A dict: miou_colors, iou_shapes, iou_per_color (class 0 background),
       iou_per_shape (index 0 background, k shape id k - 1), num_examples,
-      eval_s; for T > 1 models also kept_step_fractions (how often each
-      step's output was the one kept, over every region of the paper model
-      or every pixel of the original model) and kept_step_unit.
+      eval_s; text_sensitivity: over the first TEXT_SENSITIVITY_IMAGES
+      images, the fraction of shape pixels whose predicted colour changes
+      when every image is given the next image's sentences (0 for a model
+      that ignores the text, about 5/6 for a perfect one with 6 colours);
+      for T > 1 models also kept_step_fractions (how often each step's
+      output was the one kept, over every region of the paper model or
+      every pixel of the original model) and kept_step_unit.
     """
     color_iou = ColorMeanIoU(num_classes)
     shape_iou = ShapeAverageIoU()
@@ -79,12 +88,31 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
         stops = {k: outputs[k] for k in _STOP_OUTPUTS if k in outputs}
         return tf.shape(labels)[0], stops
 
+    @tf.function
+    def text_step(inputs, targets):
+        """Shape pixels, and those whose colour follows other sentences."""
+        labels = predicted_labels(model(inputs, training=False))
+        swapped = dict(inputs)
+        swapped["sentences"] = tf.roll(inputs["sentences"], 1, axis=0)
+        other = predicted_labels(model(swapped, training=False))
+        shape = targets["color_labels"] > 0
+        changed = tf.logical_and(shape, tf.not_equal(labels, other))
+        return (
+            tf.reduce_sum(tf.cast(shape, tf.int64)),
+            tf.reduce_sum(tf.cast(changed, tf.int64)),
+        )
+
     start = time.perf_counter()
     num_examples = 0
     kept_counts = None
+    shape_pixels = changed_pixels = 0
     for index, (inputs, targets) in enumerate(dataset):
         if max_batches is not None and index >= max_batches:
             break
+        if num_examples < TEXT_SENSITIVITY_IMAGES:
+            shape, changed = text_step(inputs, targets)
+            shape_pixels += int(shape)
+            changed_pixels += int(changed)
         batch_size, stops = step(inputs, targets)
         num_examples += int(batch_size)
         steps = cosal_models.kept_steps(model, stops)
@@ -100,6 +128,7 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
         "iou_per_color": [float(x) for x in np.asarray(color_ious)],
         "iou_per_shape": [float(x) for x in np.asarray(shape_iou.class_ious())],
         "num_examples": num_examples,
+        "text_sensitivity": changed_pixels / max(shape_pixels, 1),
     }
     if kept_counts is not None:
         results["kept_step_fractions"] = [

@@ -147,7 +147,8 @@ class EvaluationCallback(keras.callbacks.Callback):
             f"\nepoch {epoch + 1}: test iou_shapes "
             f"{results['iou_shapes']:.4f} (paper {self.paper_iou}), "
             f"miou_colors {results['miou_colors']:.4f} "
-            f"on {results['num_examples']} test images"
+            f"on {results['num_examples']} test images; text sensitivity "
+            f"{results['text_sensitivity']:.3f}"
         )
         self.write_summaries(epoch + 1, results)
 
@@ -160,6 +161,11 @@ class EvaluationCallback(keras.callbacks.Callback):
         with self.writer.as_default(step=step):
             tf.summary.scalar("iou_shapes", results["iou_shapes"])
             tf.summary.scalar("miou_colors", results["miou_colors"])
+            tf.summary.scalar("text_sensitivity", results["text_sensitivity"])
+            for step_index, fraction in enumerate(
+                results.get("kept_step_fractions", ()), start=1
+            ):
+                tf.summary.scalar(f"kept_step/{step_index}", fraction)
             tf.summary.image("input", inputs["image"], max_outputs=n)
             tf.summary.image("prediction", colorize(predictions), max_outputs=n)
             tf.summary.image(

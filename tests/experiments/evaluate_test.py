@@ -45,6 +45,39 @@ def test_evaluate_model_sums_over_every_batch():
     # Background is predicted exactly (silhouettes are the shapes).
     assert results["iou_per_shape"][0] == pytest.approx(1.0)
     assert len(results["iou_per_color"]) == 7
+    # It never reads the text.
+    assert results["text_sensitivity"] == 0.0
+
+
+class FirstSentenceModel:
+    """Colours every black pixel by the last token of the first sentence."""
+
+    def __call__(self, inputs, training=False):
+        black = tf.reduce_all(inputs["image"] == 0, axis=-1)
+        color = tf.cast(inputs["sentences"][:, 0, 2] % 6 + 1, tf.int32)
+        labels = tf.cast(black, tf.int32) * color[:, None, None]
+        return {"logits": tf.one_hot(labels, 7)}
+
+
+def test_text_sensitivity_counts_shape_pixels_that_follow_the_text():
+    examples = [e for _, e in generator.generate_split("test", 6, 3, 6)]
+    keys = ("image", "sentences", "color_labels", "shape_labels")
+    arrays = {k: np.stack([e[k] for e in examples]) for k in keys}
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
+    pipeline = cosal_input.build_pipeline(dataset, 3, training=False)
+    results = evaluate_lib.evaluate_model(FirstSentenceModel(), pipeline, 7)
+    # Reference: within each batch of 3, image i gets image i-1's text.
+    color = arrays["sentences"][:, 0, 2] % 6
+    shape_pixels = (arrays["color_labels"] > 0).sum(axis=(1, 2))
+    changed = 0
+    for start in (0, 3):
+        for i in range(start, start + 3):
+            j = start + (i - start - 1) % 3
+            changed += shape_pixels[i] * (color[i] != color[j])
+    assert changed > 0
+    assert results["text_sensitivity"] == pytest.approx(
+        changed / shape_pixels.sum()
+    )
 
 
 @pytest.mark.parametrize(
