@@ -7,11 +7,14 @@ import time
 from lbie_tf import edit_lib, export_lib, train_lib
 
 
-def demo_overrides(config, train_size=10_000, test_size=1_000):
-    """Shrinks a CoSaL config to the demo's size (a custom builder config)."""
+def demo_overrides(config, train_size=10_000, test_size=1_000, epochs=None):
+    """Shrinks a CoSaL config to the demo's size (a custom builder config)
+    and, unless `epochs` is None, its training length."""
     config.data.overrides.train_size = train_size
     config.data.overrides.test_size = test_size
     config.data.train_examples = -1
+    if epochs is not None:
+        config.train.epochs = epochs
     return config
 
 

@@ -47,3 +47,22 @@ def test_demo_writes_every_artefact(tmp_path):
     assert edited.shape == (48 * 4, 48 * 4, 3)
     evaluation = json.loads((workdir / "eval.json").read_text())
     assert evaluation["iou_shapes"] == summary["iou_shapes"]
+    # --config.train.epochs wins over the demo's own 12 epochs.
+    assert evaluation["epochs"] == 1
+
+
+def test_demo_overrides_shrink_data_and_set_epochs_when_asked():
+    from experiments.configs import cosal
+    from lbie_tf import demo_lib
+
+    config = demo_lib.demo_overrides(
+        cosal.get_config("paper_t4_attn_d8"), 100, 20, epochs=12
+    )
+    assert config.data.overrides.train_size == 100
+    assert config.data.overrides.test_size == 20
+    assert config.data.train_examples == -1
+    assert config.train.epochs == 12
+    kept = demo_lib.demo_overrides(cosal.get_config("paper_t4_attn_d8"))
+    assert (
+        kept.train.epochs == cosal.get_config("paper_t4_attn_d8").train.epochs
+    )
