@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string(
     "workdir",
@@ -31,6 +31,10 @@ def _run(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from lbie_tf import evaluate_lib
 
+    if not flags.FLAGS["verbosity"].present:
+        # TFDS logs INFO lines (dataset folders, deprecations) through absl;
+        # --verbosity=0 shows them again.
+        logging.set_verbosity(logging.WARNING)
     results = evaluate_lib.evaluate_workdir(
         _WORKDIR.value, data_dir=_DATA_DIR.value, batch_size=_BATCH_SIZE.value
     )
