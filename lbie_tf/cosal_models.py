@@ -1,11 +1,12 @@
 """Builds a CoSaL model from its config: the paper's or the released code's."""
 
-# cosal_losses is imported so that a trained model's compile config (its
-# loss) deserializes after `import lbie_tf.cosal_models`.
 import numpy as np
 from keras import ops
 
 from keras_layers.gumbel_termination_gate import GumbelTerminationGate
+
+# cosal_losses is imported so that a trained model's compile config (its
+# loss) deserializes after `import lbie_tf.cosal_models`.
 from lbie_tf import cosal_losses  # noqa: F401
 from lbie_tf.cosal_original_model import build_original_model
 from lbie_tf.cosal_paper_model import build_paper_model

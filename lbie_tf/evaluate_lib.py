@@ -50,6 +50,8 @@ def predicted_labels(outputs):
 # How many test images the text-sensitivity check reads (a second forward
 # pass each).
 TEXT_SENSITIVITY_IMAGES = 1000
+# The outputs that say which step a T > 1 model kept (cosal_models).
+_STOP_OUTPUTS = ("stop_step", "stop_probabilities")
 
 
 def evaluate_model(model, dataset, num_classes, max_batches=None):
@@ -139,10 +141,6 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
         )
     results["eval_s"] = time.perf_counter() - start
     return results
-
-
-# The outputs that say which step a T > 1 model kept (cosal_models).
-_STOP_OUTPUTS = ("stop_step", "stop_probabilities")
 
 
 def _num_steps(model):
