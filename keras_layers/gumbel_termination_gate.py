@@ -92,6 +92,11 @@ class GumbelTerminationGate(keras.layers.Layer):
     every call with `training=True` increments by one after reading it (so
     it counts training batches when the layer is called once per batch).
 
+    Warm-up (not in the paper): while `step < warmup_steps`, training selects
+    step T for every region (z_i = one-hot of T), so all steps are trained
+    as a T-step recurrence before the gate learns where to stop; the gate
+    gets no gradient until then. Inference is unchanged.
+
     Weights: `gate_kernel` (D,), `gate_bias` (scalar), `step` (counter).
 
     Args:
@@ -102,6 +107,8 @@ class GumbelTerminationGate(keras.layers.Layer):
       initial_bias: the gate bias b at initialisation (the paper gives none).
         0 starts every gate at 0.5, so half of the stop mass is on step 1;
         a negative value starts the mass on the last step instead.
+      warmup_steps: int >= 0, training batches that select step T before
+        the Gumbel selection starts (0: none, the paper).
       seed: optional int seeding the Gumbel noise and the initializer.
 
     Call arguments:
@@ -119,6 +126,7 @@ class GumbelTerminationGate(keras.layers.Layer):
         straight_through=False,
         threshold=0.5,
         initial_bias=0.0,
+        warmup_steps=0,
         seed=None,
         **kwargs,
     ):
@@ -147,12 +155,22 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "`threshold` must be a number in (0, 1]. "
                 f"Received: threshold={threshold}"
             )
+        if (
+            isinstance(warmup_steps, bool)
+            or not isinstance(warmup_steps, int)
+            or warmup_steps < 0
+        ):
+            raise ValueError(
+                "`warmup_steps` must be an int >= 0. "
+                f"Received: warmup_steps={warmup_steps!r}"
+            )
         _check_seed(seed)
         self.temperature = temperature
         self.temperature_schedule = get_temperature_schedule(temperature)
         self.straight_through = bool(straight_through)
         self.threshold = float(threshold)
         self.initial_bias = float(initial_bias)
+        self.warmup_steps = warmup_steps
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -213,6 +231,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 self.step.assign_add(1)
         elif training:
             temperature = self.temperature_schedule(self.step)
+            in_warmup = ops.cast(self.step < self.warmup_steps, logits.dtype)
             self.step.assign_add(1)
             uniform = keras.random.uniform(
                 ops.shape(logits),
@@ -234,6 +253,13 @@ class GumbelTerminationGate(keras.layers.Layer):
                     dtype=selection.dtype,
                 )
                 selection = selection + ops.stop_gradient(hard - selection)
+            if self.warmup_steps:
+                last = ops.one_hot(
+                    ops.full(ops.shape(logits)[:-1], num_steps - 1),
+                    num_steps,
+                    dtype=selection.dtype,
+                )
+                selection = in_warmup * last + (1.0 - in_warmup) * selection
         else:
             fired = _force_last_stop(
                 gate_probs >= self.threshold,
@@ -253,6 +279,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "straight_through": self.straight_through,
                 "threshold": self.threshold,
                 "initial_bias": self.initial_bias,
+                "warmup_steps": self.warmup_steps,
                 "seed": self.seed,
             }
         )

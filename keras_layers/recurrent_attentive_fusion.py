@@ -56,6 +56,9 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       straight_through: hard Gumbel forward pass (gumbel only).
       termination_initial_bias: the termination gate's initial bias
         (gumbel only), see `GumbelTerminationGate`.
+      termination_warmup_steps: training batches that select step T
+        before the gate's Gumbel selection starts (gumbel only), see
+        `GumbelTerminationGate`.
       return_sequences: whether to return the step outputs.
       return_attention: whether to return the attention weights.
       return_stop_probabilities: whether to return the stop distribution
@@ -91,6 +94,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         temperature=1.0,
         straight_through=False,
         termination_initial_bias=0.0,
+        termination_warmup_steps=0,
         return_sequences=False,
         return_attention=False,
         return_stop_probabilities=False,
@@ -154,6 +158,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         self.temperature = temperature
         self.straight_through = bool(straight_through)
         self.termination_initial_bias = termination_initial_bias
+        self.termination_warmup_steps = termination_warmup_steps
         self.return_sequences = bool(return_sequences)
         self.return_attention = bool(return_attention)
         self.return_stop_probabilities = bool(return_stop_probabilities)
@@ -182,6 +187,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 temperature=temperature,
                 straight_through=straight_through,
                 initial_bias=termination_initial_bias,
+                warmup_steps=termination_warmup_steps,
                 seed=_offset_seed(seed, 200),
                 name="termination_gate",
             )
@@ -294,6 +300,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 "temperature": serialize_temperature(self.temperature),
                 "straight_through": self.straight_through,
                 "termination_initial_bias": self.termination_initial_bias,
+                "termination_warmup_steps": self.termination_warmup_steps,
                 "return_sequences": self.return_sequences,
                 "return_attention": self.return_attention,
                 "return_stop_probabilities": self.return_stop_probabilities,

@@ -90,6 +90,9 @@ def build_paper_model(model_config):
             termination_initial_bias=model_config.get(
                 "termination_initial_bias", 0.0
             ),
+            termination_warmup_steps=model_config.get(
+                "termination_warmup_steps", 0
+            ),
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",
             seed=seed,

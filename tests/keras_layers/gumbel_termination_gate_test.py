@@ -297,6 +297,47 @@ def test_initial_bias_sets_where_the_stop_mass_starts(initial_bias):
     assert clone.initial_bias == initial_bias
 
 
+def test_warmup_selects_the_last_step_then_samples():
+    outputs = one_hot_outputs(1, 3, 2, 2)
+    # Every gate fires (logit 4): inference stops at step 1 throughout.
+    states = states_from_logits(np.full((1, 2, 2, 3), 4.0, "float32"))
+    gate = gate_reading_channel_zero(states, warmup_steps=2, seed=4)
+    for _ in range(2):
+        fused, _ = gate(outputs, states, training=True)
+        np.testing.assert_allclose(fused, outputs[:, 2], atol=1e-6)
+        np.testing.assert_allclose(
+            gate(outputs, states, training=False)[0], outputs[:, 0]
+        )
+    fused, _ = gate(outputs, states, training=True)
+    # After warm-up the soft Gumbel sample puts weight on every step, most
+    # on step 1 where the gate fires.
+    assert np.all(np.asarray(fused) > 0.0)
+    assert np.all(np.argmax(fused, axis=-1) == 0)
+    assert int(gate.step.numpy()) == 3
+    clone = GumbelTerminationGate.from_config(gate.get_config())
+    assert clone.warmup_steps == 2
+
+
+def test_warmup_keeps_the_gate_still_in_fit():
+    rng = np.random.default_rng(8)
+    outputs = keras.Input((3, 2, 2, 3))
+    states = keras.Input((3, 2, 2, 4))
+    gate = GumbelTerminationGate(warmup_steps=2, seed=4)
+    model = keras.Model([outputs, states], gate(outputs, states)[0])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    x = [
+        rng.normal(size=(4, 3, 2, 2, 3)).astype("float32"),
+        rng.normal(size=(4, 3, 2, 2, 4)).astype("float32"),
+    ]
+    y = rng.normal(size=(4, 2, 2, 3)).astype("float32")
+    before = np.asarray(gate.gate_kernel).copy()
+    model.fit(x, y, batch_size=2, verbose=0)
+    np.testing.assert_array_equal(np.asarray(gate.gate_kernel), before)
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert int(gate.step.numpy()) == 3
+    assert not np.allclose(np.asarray(gate.gate_kernel), before)
+
+
 def test_config_keeps_a_schedule():
     schedule = LinearAnnealTemperature(1.0, 0.1, 100)
     gate = GumbelTerminationGate(temperature=schedule, threshold=0.7)
@@ -319,6 +360,9 @@ def test_config_keeps_a_schedule():
         ({"initial_bias": float("nan")}, "initial_bias"),
         ({"initial_bias": "low"}, "initial_bias"),
         ({"initial_bias": True}, "initial_bias"),
+        ({"warmup_steps": -1}, "warmup_steps"),
+        ({"warmup_steps": 2.5}, "warmup_steps"),
+        ({"warmup_steps": True}, "warmup_steps"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):

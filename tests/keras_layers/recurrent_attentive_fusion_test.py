@@ -260,15 +260,21 @@ def test_training_picks_one_step_per_region_with_straight_through():
     assert np.all(distance.min(1) < 1e-5)
 
 
-def test_termination_initial_bias_reaches_the_gate():
+def test_termination_initial_bias_and_warmup_reach_the_gate():
     image, text = make_inputs(6)
     layer = RecurrentAttentiveFusion(
-        UNITS, num_steps=3, termination_initial_bias=-2.5, seed=1
+        UNITS,
+        num_steps=3,
+        termination_initial_bias=-2.5,
+        termination_warmup_steps=7,
+        seed=1,
     )
     layer(image, text)
     assert float(layer.termination_gate.gate_bias) == -2.5
+    assert layer.termination_gate.warmup_steps == 7
     clone = RecurrentAttentiveFusion.from_config(layer.get_config())
     assert clone.termination_gate.initial_bias == -2.5
+    assert clone.termination_gate.warmup_steps == 7
 
 
 def test_weights_are_shared_over_steps():

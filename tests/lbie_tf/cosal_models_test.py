@@ -100,6 +100,16 @@ def test_normalizes_uint8_images_itself():
     np.testing.assert_allclose(out, [[[[-0.5, 0.5, -0.3]]]], atol=1e-6)
 
 
+def test_termination_config_reaches_the_gate():
+    config = cosal_config.get_config("paper_t4_attn_d4")
+    config.model.termination_initial_bias = -1.5
+    config.model.termination_warmup_steps = 30
+    model = cosal_models.build_cosal_model(config.model)
+    gate = model.get_layer("fusion").termination_gate
+    assert float(gate.gate_bias) == -1.5
+    assert gate.warmup_steps == 30
+
+
 def test_bad_model_configs_raise():
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.family = "vgg"
