@@ -92,10 +92,11 @@ class GumbelTerminationGate(keras.layers.Layer):
     every call with `training=True` increments by one after reading it (so
     it counts training batches when the layer is called once per batch).
 
-    Warm-up (not in the paper): while `step < warmup_steps`, training selects
-    step T for every region (z_i = one-hot of T), so all steps are trained
-    as a T-step recurrence before the gate learns where to stop; the gate
-    gets no gradient until then. Inference is unchanged.
+    Warm-up (not in the paper): while `step < warmup_steps`, training and
+    inference select step T for every region (z_i = one-hot of T), so all
+    steps are trained as a T-step recurrence before the gate learns where
+    to stop; the gate gets no gradient until then. `in_warmup()` says
+    whether the layer is still there.
 
     Weights: `gate_kernel` (D,), `gate_bias` (scalar), `step` (counter).
 
@@ -209,6 +210,10 @@ class GumbelTerminationGate(keras.layers.Layer):
             trainable=False,
         )
 
+    def in_warmup(self):
+        """Whether the next call still selects step T (a scalar bool)."""
+        return self.step < self.warmup_steps
+
     def gate_logits(self, step_states):
         """(B, T, H, W, D) states -> (B, H, W, T) pre-sigmoid gate values."""
         logits = ops.matmul(step_states, self.gate_kernel) + self.gate_bias
@@ -231,7 +236,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 self.step.assign_add(1)
         elif training:
             temperature = self.temperature_schedule(self.step)
-            in_warmup = ops.cast(self.step < self.warmup_steps, logits.dtype)
+            in_warmup = ops.cast(self.in_warmup(), logits.dtype)
             self.step.assign_add(1)
             uniform = keras.random.uniform(
                 ops.shape(logits),
@@ -267,6 +272,8 @@ class GumbelTerminationGate(keras.layers.Layer):
             )
             # argmax returns the first maximum: the first step that fires.
             first = ops.argmax(ops.cast(fired, "int32"), axis=-1)
+            if self.warmup_steps:
+                first = ops.where(self.in_warmup(), num_steps - 1, first)
             selection = ops.one_hot(first, num_steps, dtype=step_outputs.dtype)
         fused = ops.einsum("bthwd,bhwt->bhwd", step_outputs, selection)
         return fused, stop_probabilities

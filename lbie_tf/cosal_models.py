@@ -86,13 +86,19 @@ def first_firing_steps(stop_probabilities, threshold=0.5):
     return fired.argmax(axis=-1)
 
 
-def gate_threshold(model, default=0.5):
-    """The inference threshold of the model's Gumbel termination gate."""
+def _gumbel_gate(model):
+    """The model's Gumbel termination gate, or None."""
     for layer in model.layers:
         gate = getattr(layer, "termination_gate", None)
         if isinstance(gate, GumbelTerminationGate):
-            return gate.threshold
-    return default
+            return gate
+    return None
+
+
+def gate_threshold(model, default=0.5):
+    """The inference threshold of the model's Gumbel termination gate."""
+    gate = _gumbel_gate(model)
+    return default if gate is None else gate.threshold
 
 
 def kept_steps(model, outputs):
@@ -110,8 +116,12 @@ def kept_steps(model, outputs):
     if "stop_step" in outputs:
         return ops.convert_to_numpy(outputs["stop_step"]).astype(np.int64)
     if "stop_probabilities" in outputs:
-        return first_firing_steps(
-            ops.convert_to_numpy(outputs["stop_probabilities"]),
-            gate_threshold(model),
-        ).astype(np.int64)
+        beta = ops.convert_to_numpy(outputs["stop_probabilities"])
+        gate = _gumbel_gate(model)
+        if gate is not None and bool(gate.in_warmup()):
+            # Still warming up: the gate keeps step T everywhere.
+            return np.full(beta.shape[:-1], beta.shape[-1] - 1, np.int64)
+        return first_firing_steps(beta, gate_threshold(model)).astype(
+            np.int64
+        )
     return None

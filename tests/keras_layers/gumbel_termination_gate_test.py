@@ -299,15 +299,21 @@ def test_initial_bias_sets_where_the_stop_mass_starts(initial_bias):
 
 def test_warmup_selects_the_last_step_then_samples():
     outputs = one_hot_outputs(1, 3, 2, 2)
-    # Every gate fires (logit 4): inference stops at step 1 throughout.
+    # Every gate fires (logit 4): after warm-up inference stops at step 1.
     states = states_from_logits(np.full((1, 2, 2, 3), 4.0, "float32"))
     gate = gate_reading_channel_zero(states, warmup_steps=2, seed=4)
     for _ in range(2):
+        assert bool(gate.in_warmup())
+        # Inference keeps step T too while warming up.
+        np.testing.assert_allclose(
+            gate(outputs, states, training=False)[0], outputs[:, 2]
+        )
         fused, _ = gate(outputs, states, training=True)
         np.testing.assert_allclose(fused, outputs[:, 2], atol=1e-6)
-        np.testing.assert_allclose(
-            gate(outputs, states, training=False)[0], outputs[:, 0]
-        )
+    assert not bool(gate.in_warmup())
+    np.testing.assert_allclose(
+        gate(outputs, states, training=False)[0], outputs[:, 0]
+    )
     fused, _ = gate(outputs, states, training=True)
     # After warm-up the soft Gumbel sample puts weight on every step, most
     # on step 1 where the gate fires.

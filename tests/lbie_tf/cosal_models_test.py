@@ -110,6 +110,27 @@ def test_termination_config_reaches_the_gate():
     assert gate.warmup_steps == 30
 
 
+def test_kept_steps_is_the_last_step_during_warmup():
+    config = cosal_config.get_config("paper_t4_attn_d4")
+    config.model.termination_warmup_steps = 5
+    # Gates at sigmoid(3) fire at step 1 once the warm-up is over.
+    config.model.termination_initial_bias = 3.0
+    model = cosal_models.build_cosal_model(config.model)
+    gate = model.get_layer("fusion").termination_gate
+    outputs = model(_inputs(), training=False)
+    np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
+    gate.step.assign(5)
+    outputs = model(_inputs(), training=False)
+    kept = cosal_models.kept_steps(model, outputs)
+    np.testing.assert_array_equal(
+        kept,
+        cosal_models.first_firing_steps(
+            np.asarray(outputs["stop_probabilities"])
+        ),
+    )
+    assert np.mean(kept == 0) > 0.5
+
+
 def test_bad_model_configs_raise():
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.family = "vgg"
