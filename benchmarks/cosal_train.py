@@ -103,10 +103,13 @@ def time_to_iou(config, max_minutes):
 
     train, test, train_images = train_lib.make_datasets(config)
     key = cosal_models.target_output(config.model)
+    steps_per_epoch = train_images // config.train.batch_size
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model),
+        cosal_models.build_cosal_model(
+            config.model, training_steps=config.train.epochs * steps_per_epoch
+        ),
         config,
-        steps_per_epoch=train_images // config.train.batch_size,
+        steps_per_epoch=steps_per_epoch,
     )
     train = cosal_input.with_model_targets(train, key)
     trained_s, history = 0.0, []

@@ -14,13 +14,16 @@ from lbie_tf.cosal_paper_model import build_paper_model
 FAMILIES = {"paper": build_paper_model, "original": build_original_model}
 
 
-def build_cosal_model(model_config):
+def build_cosal_model(model_config, training_steps=None):
     """Returns the keras.Model that `model_config` describes.
 
     Args:
       model_config: the `model` ConfigDict of experiments/configs/cosal.py
         (family "paper" or "original", num_steps, attention, num_classes,
         image_size, vocabulary_size and the family's sizes).
+      training_steps: the number of training batches the model will see;
+        the paper model's gate warm-up is `termination_warmup` of them
+        (None: no warm-up, e.g. a model built only to run).
 
     Raises:
       ValueError: for an unknown family, num_steps < 1, a T > 1 model
@@ -48,7 +51,9 @@ def build_cosal_model(model_config):
             "Argument `num_classes` must be >= 2 (background + colours), "
             f"received: {model_config.num_classes}."
         )
-    return FAMILIES[family](model_config)
+    if family == "paper":
+        return build_paper_model(model_config, training_steps)
+    return build_original_model(model_config)
 
 
 def target_output(model_config):

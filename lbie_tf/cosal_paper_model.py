@@ -38,7 +38,21 @@ def encode_image(image, model_config):
     return x
 
 
-def build_paper_model(model_config):
+def warmup_steps(model_config, training_steps):
+    """Training batches of the gate warm-up: `termination_warmup` (a
+    fraction of the training) times `training_steps`, 0 without them."""
+    fraction = model_config.get("termination_warmup", 0.0)
+    if isinstance(fraction, bool) or not 0.0 <= fraction < 1.0:
+        raise ValueError(
+            "Argument `termination_warmup` must be a fraction of the "
+            f"training in [0, 1), received: {fraction!r}."
+        )
+    if training_steps is None:
+        return 0
+    return int(round(fraction * training_steps))
+
+
+def build_paper_model(model_config, training_steps=None):
     """Builds the section 4.1 model.
 
     image: 48 x 48 -> six 3x3 convs with max pooling -> 6 x 6 x 16;
@@ -49,6 +63,9 @@ def build_paper_model(model_config):
     attention concatenates the image features with the last text vector;
     classifier: 1x1 convs 16 -> num_classes; upsampling: a bilinear-
     initialised transposed conv, kernel 16, stride 8.
+
+    `training_steps` (training batches, or None) sizes the gate warm-up,
+    see `warmup_steps`.
 
     Returns:
       A keras.Model from {"image" uint8 (B, S, S, 3), "sentences" int32
@@ -90,8 +107,8 @@ def build_paper_model(model_config):
             termination_initial_bias=model_config.get(
                 "termination_initial_bias", 0.0
             ),
-            termination_warmup_steps=model_config.get(
-                "termination_warmup_steps", 0
+            termination_warmup_steps=warmup_steps(
+                model_config, training_steps
             ),
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",

@@ -292,10 +292,14 @@ def train_and_evaluate(config, workdir):
         model = keras.saving.load_model(checkpoint)
         compile_model(model, config, optimizer=model.optimizer)
     else:
+        steps_per_epoch = train_examples // batch_size
         model = compile_model(
-            cosal_models.build_cosal_model(config.model),
+            cosal_models.build_cosal_model(
+                config.model,
+                training_steps=config.train.epochs * steps_per_epoch,
+            ),
             config,
-            steps_per_epoch=train_examples // batch_size,
+            steps_per_epoch=steps_per_epoch,
         )
 
     log_dir = os.path.join(workdir, "tensorboard")

@@ -64,9 +64,11 @@ def _paper_model(num_steps, attention):
             # The gate's initial bias (the paper gives none). 0 starts every
             # gate at 0.5: half the stop mass on step 1.
             "termination_initial_bias": 0.0,
-            # Training batches that select step T before the gate's Gumbel
-            # selection starts (not in the paper; 0: none).
-            "termination_warmup_steps": 0,
+            # Gate warm-up (not in the paper; 0: none): the first third of
+            # the training batches select step T, then the Gumbel gate
+            # learns where to stop. Without it the gate stops every region
+            # at step 1 and T = 4 equals T = 1 (results/t4_steps/).
+            "termination_warmup": 1 / 3 if num_steps > 1 else 0.0,
             "classifier_units": 16,
             "upsampling_kernel_size": 16,
             "upsampling_strides": 8,

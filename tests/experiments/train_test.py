@@ -58,6 +58,14 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
     assert resolved["model"]["family"] == "paper"
     assert resolved["data"]["overrides"]["train_size"] == 16
 
+    # A third of the 2 training batches warm the gate up (rounded).
+    gate = (
+        keras.saving.load_model(str(workdir / "model.keras"))
+        .get_layer("fusion")
+        .termination_gate
+    )
+    assert gate.warmup_steps == 1 and int(gate.step.numpy()) == 2
+
     # The saved model gives the metrics eval.json holds.
     again = evaluate_lib.evaluate_workdir(str(workdir))
     assert again["iou_shapes"] == pytest.approx(saved["iou_shapes"])

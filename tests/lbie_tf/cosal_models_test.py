@@ -103,19 +103,24 @@ def test_normalizes_uint8_images_itself():
 def test_termination_config_reaches_the_gate():
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.termination_initial_bias = -1.5
-    config.model.termination_warmup_steps = 30
-    model = cosal_models.build_cosal_model(config.model)
+    assert config.model.termination_warmup == pytest.approx(1 / 3)
+    model = cosal_models.build_cosal_model(config.model, training_steps=90)
     gate = model.get_layer("fusion").termination_gate
     assert float(gate.gate_bias) == -1.5
     assert gate.warmup_steps == 30
+    # Built only to run (no training length): no warm-up.
+    model = cosal_models.build_cosal_model(config.model)
+    assert model.get_layer("fusion").termination_gate.warmup_steps == 0
+    config.model.termination_warmup = 0.0
+    model = cosal_models.build_cosal_model(config.model, training_steps=90)
+    assert model.get_layer("fusion").termination_gate.warmup_steps == 0
 
 
 def test_kept_steps_is_the_last_step_during_warmup():
     config = cosal_config.get_config("paper_t4_attn_d4")
-    config.model.termination_warmup_steps = 5
     # Gates at sigmoid(3) fire at step 1 once the warm-up is over.
     config.model.termination_initial_bias = 3.0
-    model = cosal_models.build_cosal_model(config.model)
+    model = cosal_models.build_cosal_model(config.model, training_steps=15)
     gate = model.get_layer("fusion").termination_gate
     outputs = model(_inputs(), training=False)
     np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
@@ -140,6 +145,10 @@ def test_bad_model_configs_raise():
     config.model.num_steps = 4
     with pytest.raises(ValueError, match="num_steps"):
         cosal_models.build_cosal_model(config.model)
+    config = cosal_config.get_config("paper_t4_attn_d4")
+    config.model.termination_warmup = 1.0
+    with pytest.raises(ValueError, match="termination_warmup"):
+        cosal_models.build_cosal_model(config.model, training_steps=10)
     config = cosal_config.get_config("original_t4_attn_d4")
     config.model.image_size = 96
     with pytest.raises(ValueError, match="image_size"):
