@@ -126,7 +126,5 @@ def kept_steps(model, outputs):
         if gate is not None and bool(gate.in_warmup()):
             # Still warming up: the gate keeps step T everywhere.
             return np.full(beta.shape[:-1], beta.shape[-1] - 1, np.int64)
-        return first_firing_steps(beta, gate_threshold(model)).astype(
-            np.int64
-        )
+        return first_firing_steps(beta, gate_threshold(model)).astype(np.int64)
     return None

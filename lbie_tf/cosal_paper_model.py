@@ -107,9 +107,7 @@ def build_paper_model(model_config, training_steps=None):
             termination_initial_bias=model_config.get(
                 "termination_initial_bias", 0.0
             ),
-            termination_warmup_steps=warmup_steps(
-                model_config, training_steps
-            ),
+            termination_warmup_steps=warmup_steps(model_config, training_steps),
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",
             seed=seed,
