@@ -85,6 +85,28 @@ def apply_override(config, override):
     node[leaf] = value
 
 
+def cell_settings(name, config):
+    """The settings column of a cell's row in table2.md."""
+    default_epochs = cosal.get_config(name).train.epochs
+    reduced = (
+        f" (REDUCED from the default {default_epochs})"
+        if config.train.epochs < default_epochs
+        else ""
+    )
+    warmup = config.model.get("termination_warmup", 0.0)
+    gate = (
+        f", gate warm-up {warmup:.2g} of training"
+        if config.model.num_steps > 1 and warmup > 0
+        else ""
+    )
+    return (
+        f"{config.data.name}, batch {config.train.batch_size}, "
+        f"lr {config.train.learning_rate}, "
+        f"fg weight {config.train.foreground_weight}, "
+        f"{config.train.epochs} epochs{reduced}{gate}"
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -111,18 +133,7 @@ def main(argv):
             f"--config=experiments/configs/cosal.py:{name} "
             f"--workdir={workdir} {flags_text}"
         ).strip()
-        default_epochs = cosal.get_config(name).train.epochs
-        reduced = (
-            f" (REDUCED from the default {default_epochs})"
-            if config.train.epochs < default_epochs
-            else ""
-        )
-        settings[name] = (
-            f"{config.data.name}, batch {config.train.batch_size}, "
-            f"lr {config.train.learning_rate}, "
-            f"fg weight {config.train.foreground_weight}, "
-            f"{config.train.epochs} epochs{reduced}"
-        )
+        settings[name] = cell_settings(name, config)
     table2_lib.run_cells(
         configs, _WORKDIR.value, commands, _RESULTS_DIR.value, settings
     )

@@ -112,3 +112,18 @@ def test_overrides_parse_values_as_the_field_type_placeholders_too():
     assert config.train.epochs == 3
     assert config.data.overrides.train_size == 200
     assert config.data.overrides.reproduce_coverage_bug is True
+
+
+def test_settings_name_the_length_and_the_gate_warmup():
+    from experiments.table2 import cell_settings
+
+    config = cosal.get_config("paper_t4_attn_d4")
+    text = cell_settings("paper_t4_attn_d4", config)
+    assert "24 epochs" in text and "gate warm-up 0.33 of training" in text
+    config.train.epochs = 5
+    config.model.termination_warmup = 0.0
+    text = cell_settings("paper_t4_attn_d4", config)
+    assert "REDUCED from the default 24" in text and "warm-up" not in text
+    assert "warm-up" not in cell_settings(
+        "paper_t1_attn_d4", cosal.get_config("paper_t1_attn_d4")
+    )
