@@ -19,10 +19,11 @@ Targets (paper Table 2, average IoU over 9 shapes + background):
 
 Measured by `python -m experiments.table2` (defaults, 2 CPU cores, 10,000
 training images, whole 10,000-image test split; every row, command and wall
-time in results/table2.md). paper family, T1 noattn d4/d6/d8 0.4098 /
-0.4058 / 0.4722; T1 attn 0.5300 / 0.7499 / 0.8743; T4 attn 0.4977 / 0.7430
-/ 0.8895, 3 to 5 minutes per cell. original family: see results/table2.md;
-it learns far more slowly (the released code ran ~200k steps).
+time in results/table2.md). paper family, 24 epochs, T1 noattn d4/d6/d8
+0.4368 / 0.4754 / 0.5190; T1 attn 0.6534 / 0.7799 / 0.9484; T4 attn (gate
+warm-up) 0.7286 / 0.8026 / 0.8149, 6 to 14 minutes per cell. original
+family: see results/table2.md; it learns far more slowly (the released code
+ran ~200k steps).
 
 Training data: the full direct_<n> split (50,000 train / 10,000 test, as in
 the paper), `config.data.train_examples` of its training images (-1: all);
