@@ -23,9 +23,8 @@ SHIPPED = {
 
 
 def _shape_pixel_accuracy(model, examples, sentences):
-    outputs = model(
-        {"image": np.stack([e["image"] for e in examples]), "sentences": sentences}
-    )
+    images = np.stack([e["image"] for e in examples])
+    outputs = model({"image": images, "sentences": sentences})
     labels = np.asarray(outputs["logits"]).argmax(-1)
     truth = np.stack([e["color_labels"] for e in examples])
     shape = truth > 0
