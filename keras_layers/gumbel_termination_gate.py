@@ -92,11 +92,11 @@ class GumbelTerminationGate(keras.layers.Layer):
     every call with `training=True` increments by one after reading it (so
     it counts training batches when the layer is called once per batch).
 
-    Warm-up (not in the paper): while `step < warmup_steps`, training and
-    inference select step T for every region (z_i = one-hot of T), so all
-    steps are trained as a T-step recurrence before the gate learns where
-    to stop; the gate gets no gradient until then. `in_warmup()` says
-    whether the layer is still there.
+    Warm-up (not in the paper): the first `warmup_steps` training calls
+    select step T for every region (z_i = one-hot of T), so all steps are
+    trained as a T-step recurrence before the gate learns where to stop;
+    the gate gets no gradient until then. Inference selects step T too until
+    the gate has had a training call (`in_warmup(training=False)`).
 
     Weights: `gate_kernel` (D,), `gate_bias` (scalar), `step` (counter).
 
@@ -210,9 +210,15 @@ class GumbelTerminationGate(keras.layers.Layer):
             trainable=False,
         )
 
-    def in_warmup(self):
-        """Whether the next call still selects step T (a scalar bool)."""
-        return self.step < self.warmup_steps
+    def in_warmup(self, training=False):
+        """Whether the next call selects step T (a scalar bool): for
+        training, while fewer than `warmup_steps` training calls were made;
+        for inference, until one gated training call was made."""
+        if not self.warmup_steps:
+            return ops.convert_to_tensor(False)
+        if training:
+            return self.step < self.warmup_steps
+        return self.step <= self.warmup_steps
 
     def gate_logits(self, step_states):
         """(B, T, H, W, D) states -> (B, H, W, T) pre-sigmoid gate values."""
@@ -236,7 +242,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 self.step.assign_add(1)
         elif training:
             temperature = self.temperature_schedule(self.step)
-            in_warmup = ops.cast(self.in_warmup(), logits.dtype)
+            in_warmup = ops.cast(self.in_warmup(training=True), logits.dtype)
             self.step.assign_add(1)
             uniform = keras.random.uniform(
                 ops.shape(logits),

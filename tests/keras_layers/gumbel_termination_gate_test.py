@@ -299,10 +299,11 @@ def test_initial_bias_sets_where_the_stop_mass_starts(initial_bias):
 
 def test_warmup_selects_the_last_step_then_samples():
     outputs = one_hot_outputs(1, 3, 2, 2)
-    # Every gate fires (logit 4): after warm-up inference stops at step 1.
+    # Every gate fires (logit 4): once trained, inference stops at step 1.
     states = states_from_logits(np.full((1, 2, 2, 3), 4.0, "float32"))
     gate = gate_reading_channel_zero(states, warmup_steps=2, seed=4)
     for _ in range(2):
+        assert bool(gate.in_warmup(training=True))
         assert bool(gate.in_warmup())
         # Inference keeps step T too while warming up.
         np.testing.assert_allclose(
@@ -310,9 +311,12 @@ def test_warmup_selects_the_last_step_then_samples():
         )
         fused, _ = gate(outputs, states, training=True)
         np.testing.assert_allclose(fused, outputs[:, 2], atol=1e-6)
-    assert not bool(gate.in_warmup())
+    # The warm-up is over, but the gate has had no training call yet:
+    # inference still keeps step T.
+    assert not bool(gate.in_warmup(training=True))
+    assert bool(gate.in_warmup())
     np.testing.assert_allclose(
-        gate(outputs, states, training=False)[0], outputs[:, 0]
+        gate(outputs, states, training=False)[0], outputs[:, 2]
     )
     fused, _ = gate(outputs, states, training=True)
     # After warm-up the soft Gumbel sample puts weight on every step, most
@@ -320,8 +324,22 @@ def test_warmup_selects_the_last_step_then_samples():
     assert np.all(np.asarray(fused) > 0.0)
     assert np.all(np.argmax(fused, axis=-1) == 0)
     assert int(gate.step.numpy()) == 3
+    assert not bool(gate.in_warmup())
+    np.testing.assert_allclose(
+        gate(outputs, states, training=False)[0], outputs[:, 0]
+    )
     clone = GumbelTerminationGate.from_config(gate.get_config())
     assert clone.warmup_steps == 2
+
+
+def test_without_warmup_the_gate_decides_from_the_start():
+    outputs = one_hot_outputs(1, 3, 2, 2)
+    states = states_from_logits(np.full((1, 2, 2, 3), 4.0, "float32"))
+    gate = gate_reading_channel_zero(states, seed=4)
+    assert not bool(gate.in_warmup()) and not bool(gate.in_warmup(True))
+    np.testing.assert_allclose(
+        gate(outputs, states, training=False)[0], outputs[:, 0]
+    )
 
 
 def test_warmup_keeps_the_gate_still_in_fit():

@@ -124,7 +124,11 @@ def test_kept_steps_is_the_last_step_during_warmup():
     gate = model.get_layer("fusion").termination_gate
     outputs = model(_inputs(), training=False)
     np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
+    # At the end of the warm-up the gate has had no training yet.
     gate.step.assign(5)
+    outputs = model(_inputs(), training=False)
+    np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
+    gate.step.assign(6)
     outputs = model(_inputs(), training=False)
     kept = cosal_models.kept_steps(model, outputs)
     np.testing.assert_array_equal(
