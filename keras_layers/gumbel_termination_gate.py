@@ -110,6 +110,9 @@ class GumbelTerminationGate(keras.layers.Layer):
         a negative value starts the mass on the last step instead.
       warmup_steps: int >= 0, training batches that select step T before
         the Gumbel selection starts (0: none, the paper).
+      warmup_selection: what the warm-up selects: "last" (step T) or
+        "uniform" (a step drawn uniformly per region and batch, so every
+        step learns to give an output).
       seed: optional int seeding the Gumbel noise and the initializer.
 
     Call arguments:
@@ -128,6 +131,7 @@ class GumbelTerminationGate(keras.layers.Layer):
         threshold=0.5,
         initial_bias=0.0,
         warmup_steps=0,
+        warmup_selection="last",
         seed=None,
         **kwargs,
     ):
@@ -165,6 +169,11 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "`warmup_steps` must be an int >= 0. "
                 f"Received: warmup_steps={warmup_steps!r}"
             )
+        if warmup_selection not in ("last", "uniform"):
+            raise ValueError(
+                "`warmup_selection` must be 'last' or 'uniform'. "
+                f"Received: warmup_selection={warmup_selection!r}"
+            )
         _check_seed(seed)
         self.temperature = temperature
         self.temperature_schedule = get_temperature_schedule(temperature)
@@ -172,6 +181,7 @@ class GumbelTerminationGate(keras.layers.Layer):
         self.threshold = float(threshold)
         self.initial_bias = float(initial_bias)
         self.warmup_steps = warmup_steps
+        self.warmup_selection = warmup_selection
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -265,12 +275,17 @@ class GumbelTerminationGate(keras.layers.Layer):
                 )
                 selection = selection + ops.stop_gradient(hard - selection)
             if self.warmup_steps:
-                last = ops.one_hot(
-                    ops.full(ops.shape(logits)[:-1], num_steps - 1),
-                    num_steps,
-                    dtype=selection.dtype,
-                )
-                selection = in_warmup * last + (1.0 - in_warmup) * selection
+                if self.warmup_selection == "uniform":
+                    warm_steps = keras.random.randint(
+                        ops.shape(logits)[:-1],
+                        0,
+                        num_steps,
+                        seed=self.seed_generator,
+                    )
+                else:
+                    warm_steps = ops.full(ops.shape(logits)[:-1], num_steps - 1)
+                warm = ops.one_hot(warm_steps, num_steps, dtype=selection.dtype)
+                selection = in_warmup * warm + (1.0 - in_warmup) * selection
         else:
             fired = _force_last_stop(
                 gate_probs >= self.threshold,
@@ -293,6 +308,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "threshold": self.threshold,
                 "initial_bias": self.initial_bias,
                 "warmup_steps": self.warmup_steps,
+                "warmup_selection": self.warmup_selection,
                 "seed": self.seed,
             }
         )

@@ -59,6 +59,8 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       termination_warmup_steps: training batches that select step T
         before the gate's Gumbel selection starts (gumbel only), see
         `GumbelTerminationGate`.
+      termination_warmup_selection: "last" or "uniform", see
+        `GumbelTerminationGate`.
       return_sequences: whether to return the step outputs.
       return_attention: whether to return the attention weights.
       return_stop_probabilities: whether to return the stop distribution
@@ -95,6 +97,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         straight_through=False,
         termination_initial_bias=0.0,
         termination_warmup_steps=0,
+        termination_warmup_selection="last",
         return_sequences=False,
         return_attention=False,
         return_stop_probabilities=False,
@@ -159,6 +162,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         self.straight_through = bool(straight_through)
         self.termination_initial_bias = termination_initial_bias
         self.termination_warmup_steps = termination_warmup_steps
+        self.termination_warmup_selection = termination_warmup_selection
         self.return_sequences = bool(return_sequences)
         self.return_attention = bool(return_attention)
         self.return_stop_probabilities = bool(return_stop_probabilities)
@@ -188,6 +192,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 straight_through=straight_through,
                 initial_bias=termination_initial_bias,
                 warmup_steps=termination_warmup_steps,
+                warmup_selection=termination_warmup_selection,
                 seed=_offset_seed(seed, 200),
                 name="termination_gate",
             )
@@ -301,6 +306,9 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 "straight_through": self.straight_through,
                 "termination_initial_bias": self.termination_initial_bias,
                 "termination_warmup_steps": self.termination_warmup_steps,
+                "termination_warmup_selection": (
+                    self.termination_warmup_selection
+                ),
                 "return_sequences": self.return_sequences,
                 "return_attention": self.return_attention,
                 "return_stop_probabilities": self.return_stop_probabilities,

@@ -108,6 +108,9 @@ def build_paper_model(model_config, training_steps=None):
                 "termination_initial_bias", 0.0
             ),
             termination_warmup_steps=warmup_steps(model_config, training_steps),
+            termination_warmup_selection=model_config.get(
+                "termination_warmup_selection", "last"
+            ),
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",
             seed=seed,

@@ -70,6 +70,9 @@ def _paper_model(num_steps, attention):
             # learns where to stop. Without it the gate stops every region
             # at step 1 and T = 4 equals T = 1 (results/t4_steps/).
             "termination_warmup": 1 / 3 if num_steps > 1 else 0.0,
+            # What the warm-up keeps: "last" (step T) or "uniform" (a random
+            # step per region, so every step learns to give an output).
+            "termination_warmup_selection": "last",
             "classifier_units": 16,
             "upsampling_kernel_size": 16,
             "upsampling_strides": 8,

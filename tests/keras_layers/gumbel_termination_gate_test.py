@@ -332,6 +332,26 @@ def test_warmup_selects_the_last_step_then_samples():
     assert clone.warmup_steps == 2
 
 
+def test_uniform_warmup_draws_one_step_per_region():
+    outputs = one_hot_outputs(2, 4, 8, 8)
+    states = states_from_logits(np.full((2, 8, 8, 4), 4.0, "float32"))
+    gate = gate_reading_channel_zero(
+        states, warmup_steps=1, warmup_selection="uniform", seed=4
+    )
+    fused = np.asarray(gate(outputs, states, training=True)[0])
+    # Hard one-hot choices, every step drawn about equally often.
+    assert set(np.unique(fused)) == {0.0, 1.0}
+    np.testing.assert_array_equal(fused.sum(-1), 1.0)
+    counts = np.bincount(fused.argmax(-1).ravel(), minlength=4)
+    assert counts.min() >= 16, counts
+    # Inference keeps step T until the gate is trained.
+    np.testing.assert_allclose(
+        gate(outputs, states, training=False)[0], outputs[:, 3]
+    )
+    clone = GumbelTerminationGate.from_config(gate.get_config())
+    assert clone.warmup_selection == "uniform"
+
+
 def test_without_warmup_the_gate_decides_from_the_start():
     outputs = one_hot_outputs(1, 3, 2, 2)
     states = states_from_logits(np.full((1, 2, 2, 3), 4.0, "float32"))
@@ -387,6 +407,7 @@ def test_config_keeps_a_schedule():
         ({"warmup_steps": -1}, "warmup_steps"),
         ({"warmup_steps": 2.5}, "warmup_steps"),
         ({"warmup_steps": True}, "warmup_steps"),
+        ({"warmup_selection": "first"}, "warmup_selection"),
     ],
 )
 def test_bad_arguments_raise(kwargs, name):

@@ -267,6 +267,7 @@ def test_termination_initial_bias_and_warmup_reach_the_gate():
         num_steps=3,
         termination_initial_bias=-2.5,
         termination_warmup_steps=7,
+        termination_warmup_selection="uniform",
         seed=1,
     )
     layer(image, text)
@@ -275,6 +276,7 @@ def test_termination_initial_bias_and_warmup_reach_the_gate():
     clone = RecurrentAttentiveFusion.from_config(layer.get_config())
     assert clone.termination_gate.initial_bias == -2.5
     assert clone.termination_gate.warmup_steps == 7
+    assert clone.termination_gate.warmup_selection == "uniform"
 
 
 def test_weights_are_shared_over_steps():
