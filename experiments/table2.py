@@ -94,8 +94,9 @@ def cell_settings(name, config):
         else ""
     )
     warmup = config.model.get("termination_warmup", 0.0)
+    selection = config.model.get("termination_warmup_selection", "last")
     gate = (
-        f", gate warm-up {warmup:.2g} of training"
+        f", gate warm-up {warmup:.2g} of training ({selection})"
         if config.model.num_steps > 1 and warmup > 0
         else ""
     )

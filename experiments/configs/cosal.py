@@ -65,14 +65,14 @@ def _paper_model(num_steps, attention):
             # The gate's initial bias (the paper gives none). 0 starts every
             # gate at 0.5: half the stop mass on step 1.
             "termination_initial_bias": 0.0,
-            # Gate warm-up (not in the paper; 0: none): the first third of
-            # the training batches select step T, then the Gumbel gate
-            # learns where to stop. Without it the gate stops every region
-            # at step 1 and T = 4 equals T = 1 (results/t4_steps/).
+            # Gate warm-up (not in the paper; 0: none): for the first third
+            # of the training batches every region keeps a step drawn
+            # uniformly, so every step learns to give an output; then the
+            # Gumbel gate learns where to stop. Without it the gate stops
+            # every region at step 1 and T = 4 equals T = 1
+            # (results/t4_steps/). "last" keeps step T instead.
             "termination_warmup": 1 / 3 if num_steps > 1 else 0.0,
-            # What the warm-up keeps: "last" (step T) or "uniform" (a random
-            # step per region, so every step learns to give an output).
-            "termination_warmup_selection": "last",
+            "termination_warmup_selection": "uniform",
             "classifier_units": 16,
             "upsampling_kernel_size": 16,
             "upsampling_strides": 8,

@@ -107,11 +107,11 @@ def test_termination_config_reaches_the_gate():
     model = cosal_models.build_cosal_model(config.model, training_steps=90)
     gate = model.get_layer("fusion").termination_gate
     assert float(gate.gate_bias) == -1.5
-    assert gate.warmup_steps == 30 and gate.warmup_selection == "last"
-    config.model.termination_warmup_selection = "uniform"
+    assert gate.warmup_steps == 30 and gate.warmup_selection == "uniform"
+    config.model.termination_warmup_selection = "last"
     model = cosal_models.build_cosal_model(config.model, training_steps=90)
     assert model.get_layer("fusion").termination_gate.warmup_selection == (
-        "uniform"
+        "last"
     )
     # Built only to run (no training length): no warm-up.
     model = cosal_models.build_cosal_model(config.model)
