@@ -119,7 +119,8 @@ def test_settings_name_the_length_and_the_gate_warmup():
 
     config = cosal.get_config("paper_t4_attn_d4")
     text = cell_settings("paper_t4_attn_d4", config)
-    assert "24 epochs" in text and "gate warm-up 0.33 of training (uniform)" in text
+    assert "24 epochs" in text
+    assert "gate warm-up 0.33 of training (uniform)" in text
     config.train.epochs = 5
     config.model.termination_warmup = 0.0
     text = cell_settings("paper_t4_attn_d4", config)
