@@ -93,10 +93,11 @@ class GumbelTerminationGate(keras.layers.Layer):
     it counts training batches when the layer is called once per batch).
 
     Warm-up (not in the paper): the first `warmup_steps` training calls
-    select step T for every region (z_i = one-hot of T), so all steps are
-    trained as a T-step recurrence before the gate learns where to stop;
-    the gate gets no gradient until then. Inference selects step T too until
-    the gate has had a training call (`in_warmup(training=False)`).
+    give z_i a one-hot of step T (`warmup_selection="last"`) or of a step
+    drawn uniformly per region (`"uniform"`, so every step learns to give
+    an output) before the gate learns where to stop; the gate gets no
+    gradient until then. Inference selects step T until the gate has had a
+    training call (`in_warmup(training=False)`).
 
     Weights: `gate_kernel` (D,), `gate_bias` (scalar), `step` (counter).
 
@@ -108,11 +109,10 @@ class GumbelTerminationGate(keras.layers.Layer):
       initial_bias: the gate bias b at initialisation (the paper gives none).
         0 starts every gate at 0.5, so half of the stop mass is on step 1;
         a negative value starts the mass on the last step instead.
-      warmup_steps: int >= 0, training batches that select step T before
-        the Gumbel selection starts (0: none, the paper).
+      warmup_steps: int >= 0, training batches before the Gumbel
+        selection starts (0: none, the paper).
       warmup_selection: what the warm-up selects: "last" (step T) or
-        "uniform" (a step drawn uniformly per region and batch, so every
-        step learns to give an output).
+        "uniform" (a step drawn uniformly per region and batch).
       seed: optional int seeding the Gumbel noise and the initializer.
 
     Call arguments:
@@ -221,9 +221,9 @@ class GumbelTerminationGate(keras.layers.Layer):
         )
 
     def in_warmup(self, training=False):
-        """Whether the next call selects step T (a scalar bool): for
-        training, while fewer than `warmup_steps` training calls were made;
-        for inference, until one gated training call was made."""
+        """Whether the next call is still in the warm-up (a scalar bool):
+        for training, while fewer than `warmup_steps` training calls were
+        made; for inference, until one gated training call was made."""
         if not self.warmup_steps:
             return ops.convert_to_tensor(False)
         if training:

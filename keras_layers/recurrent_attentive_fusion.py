@@ -56,9 +56,8 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       straight_through: hard Gumbel forward pass (gumbel only).
       termination_initial_bias: the termination gate's initial bias
         (gumbel only), see `GumbelTerminationGate`.
-      termination_warmup_steps: training batches that select step T
-        before the gate's Gumbel selection starts (gumbel only), see
-        `GumbelTerminationGate`.
+      termination_warmup_steps: training batches before the gate's Gumbel
+        selection starts (gumbel only), see `GumbelTerminationGate`.
       termination_warmup_selection: "last" or "uniform", see
         `GumbelTerminationGate`.
       return_sequences: whether to return the step outputs.
