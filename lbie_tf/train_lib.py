@@ -130,7 +130,15 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.every_epochs = max(1, int(every_epochs))
         self.num_images = num_images
         self.writer = tf.summary.create_file_writer(log_dir)
-        self.sample = next(iter(test_dataset))
+        # One whole pass: it fills the test pipeline's in-memory cache and
+        # counts the split. Stopping a cached dataset's first pass early
+        # (e.g. next(iter(...)) for the sample batch) can leave a truncated
+        # cache behind (seen once: 341 of 10,000 images).
+        self.sample, self.num_examples = None, 0
+        for batch in test_dataset:
+            if self.sample is None:
+                self.sample = batch
+            self.num_examples += int(tf.shape(batch[1]["color_labels"])[0])
         self.last_results = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -139,6 +147,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         results = evaluate_lib.evaluate_model(
             self.model, self.test_dataset, self.num_classes
         )
+        self.check_complete(results)
         self.last_results = results
         if logs is not None:
             logs["test_iou_shapes"] = results["iou_shapes"]
@@ -151,6 +160,16 @@ class EvaluationCallback(keras.callbacks.Callback):
             f"{results['text_sensitivity']:.3f}"
         )
         self.write_summaries(epoch + 1, results)
+
+    def check_complete(self, results):
+        """Raises if an evaluation read less than the whole test split."""
+        if results["num_examples"] != self.num_examples:
+            raise RuntimeError(
+                f"The evaluation read {results['num_examples']} of the "
+                f"{self.num_examples} test images; the test pipeline's cache "
+                "is incomplete. Rerun the training (it resumes from the "
+                "last checkpoint)."
+            )
 
     def write_summaries(self, step, results):
         inputs, targets = self.sample
@@ -342,6 +361,7 @@ def train_and_evaluate(config, workdir):
         results = evaluate_lib.evaluate_model(
             model, test, config.model.num_classes
         )
+        evaluation.check_complete(results)
         evaluation.write_summaries(epochs, results)
     results.update(evaluate_lib.describe_run(config))
     results.update(

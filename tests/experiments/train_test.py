@@ -196,3 +196,31 @@ def test_class_count_follows_the_number_of_colours(tmp_path):
     assert len(results["iou_per_color"]) == 4
     model = keras.saving.load_model(str(tmp_path / "run" / "model.keras"))
     assert model.output["logits"].shape[-1] == 4
+
+
+def test_evaluation_callback_reads_the_whole_cached_split(tmp_path):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    size = 10
+    examples = tf.data.Dataset.from_tensor_slices(
+        (
+            {
+                "image": rng.integers(0, 255, (size, 48, 48, 3), np.uint8),
+                "sentences": rng.integers(0, 20, (size, 9, 3), np.int32),
+            },
+            {
+                "color_labels": rng.integers(0, 7, (size, 48, 48), np.uint8),
+                "shape_labels": rng.integers(0, 10, (size, 48, 48), np.uint8),
+            },
+        )
+    )
+    test = examples.cache().batch(4).prefetch(2)
+    callback = train_lib.EvaluationCallback(test, 7, str(tmp_path / "logs"))
+    assert callback.num_examples == size
+    assert callback.sample[0]["image"].shape[0] == 4
+    # The cache is whole: a later pass reads every example.
+    assert sum(int(b[0]["image"].shape[0]) for b in test) == size
+    callback.check_complete({"num_examples": size})
+    with pytest.raises(RuntimeError, match="read 7 of the 10 test images"):
+        callback.check_complete({"num_examples": 7})
