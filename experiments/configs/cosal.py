@@ -21,7 +21,7 @@ Measured by `python -m experiments.table2` (defaults, 2 CPU cores, 10,000
 training images, whole 10,000-image test split; every row, command and wall
 time in results/table2.md). paper family, 24 epochs, T1 noattn d4/d6/d8
 0.4368 / 0.4754 / 0.5190; T1 attn 0.6534 / 0.7799 / 0.9484; T4 attn (gate
-warm-up) 0.7286 / 0.8026 / 0.8149, 6 to 14 minutes per cell. original
+warm-up) 0.7411 / 0.7816 / 0.8819, 6 to 14 minutes per cell. original
 family: see results/table2.md; it learns far more slowly (the released code
 ran ~200k steps).
 
