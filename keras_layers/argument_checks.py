@@ -3,13 +3,22 @@
 import numpy as np
 
 
-def check_positive_int(name, value):
-    """Raises ValueError naming `name` unless `value` is an int >= 1."""
+def _check_int_at_least(name, value, minimum, description):
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, np.integer))
-        or value < 1
+        or value < minimum
     ):
         raise ValueError(
-            f"`{name}` must be a positive integer; received {name}={value!r}."
+            f"`{name}` must be a {description}; received {name}={value!r}."
         )
+
+
+def check_positive_int(name, value):
+    """Raises ValueError naming `name` unless `value` is an int >= 1."""
+    _check_int_at_least(name, value, 1, "positive integer")
+
+
+def check_non_negative_int(name, value):
+    """Raises ValueError naming `name` unless `value` is an int >= 0."""
+    _check_int_at_least(name, value, 0, "non-negative integer")

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_layers.argument_checks import check_non_negative_int
 from keras_layers.conv_gru import _check_seed, _seeded_initializer
 from keras_layers.temperature_schedules import (
     get_temperature_schedule,
@@ -160,15 +161,7 @@ class GumbelTerminationGate(keras.layers.Layer):
                 "`threshold` must be a number in (0, 1]. "
                 f"Received: threshold={threshold}"
             )
-        if (
-            isinstance(warmup_steps, bool)
-            or not isinstance(warmup_steps, int)
-            or warmup_steps < 0
-        ):
-            raise ValueError(
-                "`warmup_steps` must be an int >= 0. "
-                f"Received: warmup_steps={warmup_steps!r}"
-            )
+        check_non_negative_int("warmup_steps", warmup_steps)
         if warmup_selection not in ("last", "uniform"):
             raise ValueError(
                 "`warmup_selection` must be 'last' or 'uniform'. "
@@ -180,7 +173,7 @@ class GumbelTerminationGate(keras.layers.Layer):
         self.straight_through = bool(straight_through)
         self.threshold = float(threshold)
         self.initial_bias = float(initial_bias)
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = int(warmup_steps)
         self.warmup_selection = warmup_selection
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
