@@ -11,7 +11,7 @@ from lbie_tf import cosal_losses  # noqa: F401
 from lbie_tf.cosal_original_model import build_original_model
 from lbie_tf.cosal_paper_model import build_paper_model
 
-FAMILIES = {"paper": build_paper_model, "original": build_original_model}
+FAMILIES = ("paper", "original")
 
 
 def build_cosal_model(model_config, training_steps=None):
