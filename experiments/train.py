@@ -32,9 +32,14 @@ _WORKDIR = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from lbie_tf import cli_errors
+
+    cli_errors.import_tensorflow_quietly()
     from lbie_tf import train_lib
 
-    results = train_lib.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    results = cli_errors.exit_on_user_error(
+        train_lib.train_and_evaluate, _CONFIG.value, _WORKDIR.value
+    )
     workdir = os.path.abspath(_WORKDIR.value)
     print(
         f"test iou_shapes {results['iou_shapes']:.4f} "

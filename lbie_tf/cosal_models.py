@@ -7,11 +7,41 @@ from keras_layers.gumbel_termination_gate import GumbelTerminationGate
 
 # cosal_losses is imported so that a trained model's compile config (its
 # loss) deserializes after `import lbie_tf.cosal_models`.
-from lbie_tf import cosal_losses  # noqa: F401
+from lbie_tf import cli_errors, cosal_losses  # noqa: F401
 from lbie_tf.cosal_original_model import build_original_model
-from lbie_tf.cosal_paper_model import build_paper_model
+from lbie_tf.cosal_paper_model import build_paper_model, warmup_steps
 
 FAMILIES = ("paper", "original")
+
+
+def check_model_config(model_config):
+    """Raises `cli_errors.UsageError` (a ValueError) for a model config that
+    no builder accepts: an unknown family, num_steps < 1, an image size other
+    than 48, fewer than 2 classes, or a gate warm-up outside [0, 1)."""
+    family = model_config.family
+    if family not in FAMILIES:
+        raise cli_errors.UsageError(
+            f"`model.family` must be one of {sorted(FAMILIES)}, "
+            f"received: {family!r}."
+        )
+    if model_config.num_steps < 1:
+        raise cli_errors.UsageError(
+            "`model.num_steps` must be >= 1, received: "
+            f"{model_config.num_steps}."
+        )
+    if model_config.image_size != 48:
+        raise cli_errors.UsageError(
+            "`model.image_size` must be 48 (the CoSaL models' encoders "
+            f"reduce 48 px to the 3 x 3 grid), received: "
+            f"{model_config.image_size}."
+        )
+    if model_config.num_classes < 2:
+        raise cli_errors.UsageError(
+            "`model.num_classes` must be >= 2 (background + colours), "
+            f"received: {model_config.num_classes}."
+        )
+    if family == "paper":
+        warmup_steps(model_config, None)
 
 
 def build_cosal_model(model_config, training_steps=None):
@@ -26,32 +56,11 @@ def build_cosal_model(model_config, training_steps=None):
         (None: no warm-up, e.g. a model built only to run).
 
     Raises:
-      ValueError: for an unknown family, num_steps < 1, a T > 1 model
-        without attention, or an image size that is not 48.
+      ValueError: for a config `check_model_config` rejects, or a T > 1
+        model without attention.
     """
-    family = model_config.family
-    if family not in FAMILIES:
-        raise ValueError(
-            f"Argument `family` must be one of {sorted(FAMILIES)}, "
-            f"received: {family!r}."
-        )
-    if model_config.num_steps < 1:
-        raise ValueError(
-            "Argument `num_steps` must be >= 1, received: "
-            f"{model_config.num_steps}."
-        )
-    if model_config.image_size != 48:
-        raise ValueError(
-            "Argument `image_size` must be 48 (the CoSaL models' encoders "
-            f"reduce 48 px to the 3 x 3 grid), received: "
-            f"{model_config.image_size}."
-        )
-    if model_config.num_classes < 2:
-        raise ValueError(
-            "Argument `num_classes` must be >= 2 (background + colours), "
-            f"received: {model_config.num_classes}."
-        )
-    if family == "paper":
+    check_model_config(model_config)
+    if model_config.family == "paper":
         return build_paper_model(model_config, training_steps)
     return build_original_model(model_config)
 

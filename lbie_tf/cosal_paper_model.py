@@ -6,6 +6,7 @@ from keras import layers, ops
 from keras_layers.bilinear_upsampling import BilinearConv2DTranspose
 from keras_layers.hierarchical_text_encoder import HierarchicalTextEncoder
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
+from lbie_tf import cli_errors
 
 
 def concatenate_last_text_vector(image_features, text_features):
@@ -43,9 +44,10 @@ def warmup_steps(model_config, training_steps):
     fraction of the training) times `training_steps`, 0 without them."""
     fraction = model_config.get("termination_warmup", 0.0)
     if isinstance(fraction, bool) or not 0.0 <= fraction < 1.0:
-        raise ValueError(
-            "Argument `termination_warmup` must be a fraction of the "
-            f"training in [0, 1), received: {fraction!r}."
+        raise cli_errors.UsageError(
+            "`model.termination_warmup` must be a fraction of the "
+            f"training in [0, 1) (0 turns the gate warm-up off, the default "
+            f"is 1/3), received: {fraction!r}."
         )
     if training_steps is None:
         return 0

@@ -292,10 +292,12 @@ def train_and_evaluate(config, workdir):
     """
     start = time.perf_counter()
     workdir = os.path.abspath(os.path.expanduser(workdir))
-    os.makedirs(workdir, exist_ok=True)
     # The class count follows the dataset: background + its C colours.
     num_colors = cosal_input.builder_config(config.data).num_colors
     config.model.num_classes = num_colors + 1
+    # A config no model accepts fails before anything is written.
+    cosal_models.check_model_config(config.model)
+    os.makedirs(workdir, exist_ok=True)
     evaluate_lib.write_json(
         os.path.join(workdir, "config.json"), config.to_dict()
     )

@@ -154,6 +154,34 @@ def test_cli_help_and_config_override(tmp_path, data_dir):
     assert missing.returncode != 0 and "workdir" in missing.stderr
 
 
+def test_cli_rejects_a_bad_model_config_in_one_line(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    workdir = tmp_path / "bad"
+    for override, name in (
+        ("--config.model.termination_warmup=1.5", "model.termination_warmup"),
+        ("--config.model.family=vgg", "model.family"),
+    ):
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "experiments.train",
+                "--config=experiments/configs/cosal.py:paper_t4_attn_d4",
+                f"--workdir={workdir}",
+                override,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert completed.returncode == 2, completed.stderr
+        lines = completed.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ")
+        assert name in lines[0] and "Traceback" not in completed.stderr
+        assert not workdir.exists()
+
+
 @pytest.mark.slow
 def test_cli_trains_with_overrides(tmp_path, data_dir):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
