@@ -19,6 +19,7 @@ ROW_KEYS = {
     "paper_iou",
     "iou_shapes",
     "miou_colors",
+    "text_sensitivity",
     "train_images",
     "epochs",
     "wall_s",
@@ -65,6 +66,7 @@ def _row(family, steps, attention, direct, iou):
         "paper_iou": table2_lib.paper_iou(steps, attention, direct),
         "iou_shapes": iou,
         "miou_colors": iou / 2,
+        "text_sensitivity": iou / 4,
         "train_images": 100,
         "epochs": 2,
         "wall_s": 12.5,
@@ -84,8 +86,12 @@ def test_results_have_exactly_the_issue_keys_and_merge(tmp_path):
         ("original", 0.2),
     ]
     markdown = (tmp_path / "table2.md").read_text()
-    assert "| paper | 4 | yes | 8 | 0.7017 | 0.7500 |" in markdown
-    assert "| original | 1 | no | 4 | 0.2107 | 0.2000 |" in markdown
+    assert "| paper | 4 | yes | 8 | 0.7017 | 0.7500 | 0.3750 | 0.188 |" in (
+        markdown
+    )
+    assert "| original | 1 | no | 4 | 0.2107 | 0.2000 | 0.1000 | 0.050 |" in (
+        markdown
+    )
     assert "`cmd paper 4`" in markdown
 
 
