@@ -223,5 +223,10 @@ def run_cells(configs, workdir, commands, results_dir, settings=None):
         )
         results.setdefault("wall_s", time.perf_counter() - start)
         rows.append(make_row(results, commands[name]))
-        write_results(rows[-1:], results_dir, settings)
+        # Only this cell's settings: a cell not yet run keeps its old row
+        # and the settings that row was made with.
+        cell_settings = (
+            {name: settings[name]} if name in (settings or {}) else {}
+        )
+        write_results(rows[-1:], results_dir, cell_settings)
     return rows

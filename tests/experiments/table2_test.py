@@ -75,7 +75,7 @@ def _row(family, steps, attention, direct, iou):
     return table2_lib.make_row(results, f"cmd {family} {steps}")
 
 
-def test_results_have_exactly_the_issue_keys_and_merge(tmp_path):
+def test_results_have_the_issue_keys_plus_text_sensitivity_and_merge(tmp_path):
     first = [_row("paper", 4, True, 8, 0.5), _row("original", 1, False, 4, 0.2)]
     table2_lib.write_results(first, str(tmp_path), {"paper_t4_attn_d8": "x"})
     table2_lib.write_results([_row("paper", 4, True, 8, 0.75)], str(tmp_path))
@@ -134,3 +134,38 @@ def test_settings_name_the_length_and_the_gate_warmup():
     assert "warm-up" not in cell_settings(
         "paper_t1_attn_d4", cosal.get_config("paper_t1_attn_d4")
     )
+
+
+def test_an_interrupted_run_keeps_the_settings_of_cells_it_did_not_run(
+    tmp_path, monkeypatch
+):
+    from lbie_tf import train_lib
+
+    old = [_row("paper", 4, True, 8, 0.5), _row("paper", 4, True, 6, 0.4)]
+    table2_lib.write_results(
+        old,
+        str(tmp_path),
+        {"paper_t4_attn_d8": "old d8", "paper_t4_attn_d6": "old d6"},
+    )
+    runs = []
+
+    def train_and_evaluate(config, workdir):
+        # The first cell finishes; the run stops during the second.
+        if runs:
+            raise KeyboardInterrupt
+        runs.append(workdir)
+        return dict(_row("paper", 4, True, 8, 0.75), wall_s=1.0)
+
+    monkeypatch.setattr(train_lib, "train_and_evaluate", train_and_evaluate)
+    names = ["paper_t4_attn_d8", "paper_t4_attn_d6"]
+    with pytest.raises(KeyboardInterrupt):
+        table2_lib.run_cells(
+            {name: None for name in names},
+            str(tmp_path / "runs"),
+            {name: f"cmd {name}" for name in names},
+            str(tmp_path),
+            {name: f"new {name[-2:]}" for name in names},
+        )
+    markdown = (tmp_path / "table2.md").read_text()
+    assert "| 0.7500 |" in markdown and "new d8" in markdown
+    assert "old d6" in markdown and "new d6" not in markdown
