@@ -29,9 +29,12 @@ from data_builders.cosal.cosal_dataset_builder import (
 )
 
 
-def _peak_rss_mb():
-    # ru_maxrss is in kilobytes on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb(*observed_mb):
+    # ru_maxrss is in kilobytes on Linux. The kernel updates it lazily, so it
+    # can lag the current RSS by a page or so: the peak is at least every
+    # RSS observed directly.
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return max(maxrss, _current_rss_mb(), *observed_mb)
 
 
 def _current_rss_mb():
@@ -75,7 +78,7 @@ def run_benchmark(config, generation_examples, data_dir):
         "build_examples_per_s": round(total / build_s),
         "rss_mb_before_generation": round(start_rss),
         "rss_mb_after_generation": round(rss_after_generation),
-        "peak_rss_mb": round(_peak_rss_mb()),
+        "peak_rss_mb": round(_peak_rss_mb(start_rss, rss_after_generation)),
         "dataset_bytes_on_disk": disk_bytes,
         "dataset_mib_on_disk": round(disk_bytes / 2**20, 1),
         "cpu_count": os.cpu_count(),
