@@ -100,11 +100,13 @@ def cell_settings(name, config):
         if config.model.num_steps > 1 and warmup > 0
         else ""
     )
+    decoder = config.model.get("decoder", None)
+    head = f", decoder {decoder}" if decoder else ""
     return (
         f"{config.data.name}, batch {config.train.batch_size}, "
         f"lr {config.train.learning_rate}, "
         f"fg weight {config.train.foreground_weight}, "
-        f"{config.train.epochs} epochs{reduced}{gate}"
+        f"{config.train.epochs} epochs{reduced}{gate}{head}"
     )
 
 

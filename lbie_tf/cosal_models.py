@@ -12,12 +12,14 @@ from lbie_tf.cosal_original_model import build_original_model
 from lbie_tf.cosal_paper_model import build_paper_model, warmup_steps
 
 FAMILIES = ("paper", "original")
+ORIGINAL_DECODERS = ("deconv", "classifier_upsampling")
 
 
 def check_model_config(model_config):
     """Raises `cli_errors.UsageError` (a ValueError) for a model config that
     no builder accepts: an unknown family, num_steps < 1, an image size other
-    than 48, fewer than 2 classes, or a gate warm-up outside [0, 1)."""
+    than 48, fewer than 2 classes, a gate warm-up outside [0, 1) or an
+    unknown original-family decoder."""
     family = model_config.family
     if family not in FAMILIES:
         raise cli_errors.UsageError(
@@ -42,6 +44,12 @@ def check_model_config(model_config):
         )
     if family == "paper":
         warmup_steps(model_config, None)
+    decoder = model_config.get("decoder", "deconv")
+    if family == "original" and decoder not in ORIGINAL_DECODERS:
+        raise cli_errors.UsageError(
+            f"`model.decoder` must be one of {list(ORIGINAL_DECODERS)}, "
+            f"received: {decoder!r}."
+        )
 
 
 def build_cosal_model(model_config, training_steps=None):

@@ -3,6 +3,7 @@
 import keras
 from keras import layers, ops
 
+from keras_layers.bilinear_upsampling import BilinearConv2DTranspose
 from keras_layers.hierarchical_text_encoder import HierarchicalTextEncoder
 from keras_layers.mixture_termination import MixtureTermination
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
@@ -65,6 +66,24 @@ def build_decoder(input_shape, ngf, output_channels):
     return keras.Model(inputs, outputs, name="decoder")
 
 
+def build_classifier_upsampling(input_shape, units, output_channels, scale):
+    """The paper's head (section 4.1) in place of the deep decoder.
+
+    Two 1x1 convs (`units` + ReLU, then `output_channels`) and a
+    bilinear-initialised deconvolution (kernel 2 * scale, stride scale):
+    3 x 3 -> 48 x 48 for scale 16.
+    """
+    inputs = keras.Input(input_shape, name="decoder_input")
+    x = layers.Conv2D(units, 1, activation="relu", name="classifier_hidden")(
+        inputs
+    )
+    x = layers.Conv2D(output_channels, 1, name="classifier")(x)
+    outputs = BilinearConv2DTranspose(
+        output_channels, 2 * scale, scale, padding="same", name="upsampling"
+    )(x)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
 def build_original_model(model_config):
     """Builds the released code's CoSaL model.
 
@@ -73,10 +92,14 @@ def build_original_model(model_config):
     cell (kernel 1, no W7, scaled-dot attention without softmax, gate bias
     0.5, reset gate on the attended text), weights shared over steps; the
     shared decoder runs on every step's state at once (the steps are
-    stacked into the batch, so batch norm sees B*T samples). T > 1: the
-    decoder outputs 1 + num_classes channels and the mixture termination
-    picks each pixel's step; T = 1: num_classes channels. Without attention
-    (T = 1) the image features are concatenated with the last text vector.
+    stacked into the batch, so batch norm sees B*T samples):
+    `model_config.decoder` "deconv" is the released code's,
+    "classifier_upsampling" the paper's head (1x1 convs to
+    `classifier_units` and the classes, bilinear deconvolution). T > 1:
+    the decoder outputs 1 + num_classes channels and the mixture
+    termination picks each pixel's step; T = 1: num_classes channels.
+    Without attention (T = 1) the image features are concatenated with the
+    last text vector.
 
     Returns:
       A keras.Model from {"image", "sentences"} to {"logits" (B, S, S, C)},
@@ -98,7 +121,8 @@ def build_original_model(model_config):
         sentence_units=model_config.sentence_units,
         vocabulary_size=model_config.vocabulary_size,
         embedding="one_hot",
-        unit_forget_bias=False,
+        word_bidirectional=model_config.get("word_bidirectional", False),
+        unit_forget_bias=model_config.get("unit_forget_bias", False),
         seed=seed,
         name="text_encoder",
     )(sentences)
@@ -135,7 +159,15 @@ def build_original_model(model_config):
 
     _, _, rows, cols, channels = step_states.shape
     output_channels = num_classes + 1 if num_steps > 1 else num_classes
-    decoder = build_decoder((rows, cols, channels), ngf, output_channels)
+    if model_config.get("decoder", "deconv") == "deconv":
+        decoder = build_decoder((rows, cols, channels), ngf, output_channels)
+    else:
+        decoder = build_classifier_upsampling(
+            (rows, cols, channels),
+            model_config.classifier_units,
+            output_channels,
+            size // rows,
+        )
     # One decoder pass over all steps: (B, T, ...) -> (B * T, ...) and back.
     decoded = decoder(ops.reshape(step_states, (-1, rows, cols, channels)))
     if num_steps > 1:

@@ -136,6 +136,20 @@ def test_settings_name_the_length_and_the_gate_warmup():
     )
 
 
+def test_settings_name_the_original_familys_decoder():
+    from experiments.table2 import cell_settings
+
+    config = cosal.get_config("original_t1_attn_d8")
+    assert "decoder classifier_upsampling" in cell_settings(
+        "original_t1_attn_d8", config
+    )
+    config.model.decoder = "deconv"
+    assert "decoder deconv" in cell_settings("original_t1_attn_d8", config)
+    assert "decoder" not in cell_settings(
+        "paper_t1_attn_d8", cosal.get_config("paper_t1_attn_d8")
+    )
+
+
 def test_an_interrupted_run_keeps_the_settings_of_cells_it_did_not_run(
     tmp_path, monkeypatch
 ):

@@ -163,6 +163,57 @@ def test_bad_model_configs_raise():
     with pytest.raises(ValueError, match="image_size"):
         cosal_models.build_cosal_model(config.model)
     assert cosal_models.target_output(config.model) == "step_logits"
+    config = cosal_config.get_config("original_t1_attn_d8")
+    config.model.decoder = "unet"
+    with pytest.raises(ValueError, match="decoder.*classifier_upsampling"):
+        cosal_models.build_cosal_model(config.model)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_original_with_the_papers_head(variant, tmp_path):
+    config = cosal_config.get_config(f"original_{variant}_d4")
+    assert config.model.decoder == "classifier_upsampling"
+    model = cosal_models.build_cosal_model(config.model)
+    decoder = model.get_layer("decoder")
+    assert [layer.name for layer in decoder.layers[1:]] == [
+        "classifier_hidden",
+        "classifier",
+        "upsampling",
+    ]
+    # The deconvolution starts bilinear: a constant map stays constant.
+    upsampling = decoder.get_layer("upsampling")
+    channels = upsampling.filters
+    constant = np.ones((1, 3, 3, channels), "float32")
+    upsampled = np.asarray(upsampling(constant))
+    assert upsampled.shape == (1, 48, 48, channels)
+    np.testing.assert_allclose(upsampled[0, 8:40, 8:40], 1.0, atol=1e-5)
+    _check_shapes_and_round_trip(model, config.model, tmp_path)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_original_with_the_released_decoder(variant, tmp_path):
+    config = cosal_config.get_config(f"original_{variant}_d4")
+    config.model.decoder = "deconv"
+    model = cosal_models.build_cosal_model(config.model)
+    names = [layer.name for layer in model.get_layer("decoder").layers]
+    assert names[1:4] == ["deconv1", "deconv1_bn", "deconv1_relu"]
+    assert names[-1] == "output_conv"
+    _check_shapes_and_round_trip(model, config.model, tmp_path)
+
+
+def _check_shapes_and_round_trip(model, model_config, tmp_path):
+    inputs = _inputs()
+    outputs = model(inputs, training=False)
+    shapes = {key: tuple(value.shape) for key, value in outputs.items()}
+    assert shapes == _expected_shapes(
+        "original", model_config.num_steps, model_config.attention
+    )
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    again = keras.saving.load_model(path)(inputs, training=False)
+    np.testing.assert_allclose(
+        np.asarray(again["logits"]), np.asarray(outputs["logits"]), atol=1e-5
+    )
 
 
 def test_original_t4_step_logits_decode_each_step_of_each_example():
