@@ -22,10 +22,12 @@ training images, whole 10,000-image test split; every row, command and wall
 time in results/table2.md). paper family, 24 epochs, T1 noattn d4/d6/d8
 0.4368 / 0.4754 / 0.5190; T1 attn 0.6534 / 0.7799 / 0.9484; T4 attn (gate
 warm-up) 0.7411 / 0.7816 / 0.8819, 6 to 14 minutes per cell. original
-family with the released decoder (model.decoder=deconv), 10 epochs: 0.20
-to 0.25 in every cell, at or under the level of a model that ignores the
-text, even with batch 1 for 200k steps (results/original_full/,
-results/original_long/).
+family (the paper's head as decoder, the default), 10 epochs, T1 noattn
+0.3780 / 0.3880 / 0.4490; T1 attn 0.5455 / 0.6471 / 0.7995; T4 attn
+0.6341 / 0.6894 / 0.7950, 6 to 20 minutes per cell. With the released
+decoder (model.decoder=deconv): 0.20 to 0.25 in every cell, the level of
+a model that ignores the text, even with batch 1 for 200k steps
+(results/original_full/, results/original_long/).
 
 Training data: the full direct_<n> split (50,000 train / 10,000 test, as in
 the paper), `config.data.train_examples` of its training images (-1: all);
