@@ -157,16 +157,21 @@ def test_cli_help_and_config_override(tmp_path, data_dir):
 def test_cli_rejects_a_bad_model_config_in_one_line(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     workdir = tmp_path / "bad"
-    for override, name in (
-        ("--config.model.termination_warmup=1.5", "model.termination_warmup"),
-        ("--config.model.family=vgg", "model.family"),
+    for cell, override, name in (
+        (
+            "paper_t4_attn_d4",
+            "--config.model.termination_warmup=1.5",
+            "model.termination_warmup",
+        ),
+        ("paper_t4_attn_d4", "--config.model.family=vgg", "model.family"),
+        ("original_t1_attn_d4", "--config.model.decoder=unet", "model.decoder"),
     ):
         completed = subprocess.run(
             [
                 sys.executable,
                 "-m",
                 "experiments.train",
-                "--config=experiments/configs/cosal.py:paper_t4_attn_d4",
+                f"--config=experiments/configs/cosal.py:{cell}",
                 f"--workdir={workdir}",
                 override,
             ],
