@@ -159,6 +159,7 @@ def build_original_model(model_config):
 
     _, _, rows, cols, channels = step_states.shape
     output_channels = num_classes + 1 if num_steps > 1 else num_classes
+    # A config without the key predates the switch: the released decoder.
     if model_config.get("decoder", "deconv") == "deconv":
         decoder = build_decoder((rows, cols, channels), ngf, output_channels)
     else:

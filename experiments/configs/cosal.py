@@ -91,8 +91,9 @@ def _original_model(num_steps, attention):
             "ngf": 16,
             "word_units": 128,
             "sentence_units": 128,
-            # The released code's text encoder; True / True is the paper's
-            # (a BiLSTM per sentence; forget bias 1, TF1's default).
+            # The released code's text encoder; True / True is what the
+            # paper family uses (a BiLSTM per sentence as in section 4.1;
+            # forget bias 1, Keras's and TF1's default).
             "word_bidirectional": False,
             "unit_forget_bias": False,
             "attention_form": "scaled_dot",
