@@ -37,12 +37,13 @@ def encode_image(image, ngf):
     return x
 
 
-def build_decoder(input_shape, ngf, output_channels):
+def build_decoder(input_shape, ngf, output_channels, batch_norm=True):
     """The shared decoder: four 4x4 stride-2 deconvs with 3x3 convs between.
 
     3 x 3 -> 48 x 48; deconvs 8ngf, 4ngf, 2ngf, ngf, each followed by batch
-    norm + ReLU and a 3x3 conv + ReLU; a final 3x3 conv to
-    `output_channels` (termination + classes for T > 1).
+    norm + ReLU (`batch_norm=False`: a bias + ReLU instead, a diagnostic
+    variant) and a 3x3 conv + ReLU; a final 3x3 conv to `output_channels`
+    (termination + classes for T > 1).
     """
     inputs = keras.Input(input_shape, name="decoder_input")
     x = inputs
@@ -52,10 +53,11 @@ def build_decoder(input_shape, ngf, output_channels):
             4,
             strides=2,
             padding="same",
-            use_bias=False,
+            use_bias=not batch_norm,
             name=f"deconv{index}",
         )(x)
-        x = layers.BatchNormalization(name=f"deconv{index}_bn")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"deconv{index}_bn")(x)
         x = layers.ReLU(name=f"deconv{index}_relu")(x)
         x = layers.Conv2D(
             filters, 3, padding="same", activation="relu", name=f"conv{index}"

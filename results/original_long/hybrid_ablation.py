@@ -21,12 +21,11 @@ Variants:
 
 import sys
 
-import keras
 from absl import app, flags
-from keras import layers
 from ml_collections import config_flags
 
 from lbie_tf import cosal_original_model, train_lib
+from lbie_tf.cosal_original_model import build_decoder
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/cosal.py:original_t1_noattn_d8"
@@ -38,25 +37,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "", required=True)
 
 
 def _decoder_without_batch_norm(input_shape, ngf, output_channels):
-    """`cosal_original_model.build_decoder` without its batch norms."""
-    inputs = keras.Input(input_shape, name="decoder_input")
-    x = inputs
-    for index, filters in enumerate((8 * ngf, 4 * ngf, 2 * ngf, ngf), start=1):
-        x = layers.Conv2DTranspose(
-            filters,
-            4,
-            strides=2,
-            padding="same",
-            activation="relu",
-            name=f"deconv{index}",
-        )(x)
-        x = layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=f"conv{index}"
-        )(x)
-    outputs = layers.Conv2D(
-        output_channels, 3, padding="same", name="output_conv"
-    )(x)
-    return keras.Model(inputs, outputs, name="decoder")
+    return build_decoder(input_shape, ngf, output_channels, batch_norm=False)
 
 
 def main(argv):

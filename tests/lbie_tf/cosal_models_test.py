@@ -201,6 +201,16 @@ def test_original_with_the_released_decoder(variant, tmp_path):
     _check_shapes_and_round_trip(model, config.model, tmp_path)
 
 
+def test_original_decoder_without_batch_norm():
+    from lbie_tf.cosal_original_model import build_decoder
+
+    decoder = build_decoder((3, 3, 256), 16, 8, batch_norm=False)
+    names = [layer.name for layer in decoder.layers]
+    assert not [name for name in names if name.endswith("_bn")]
+    assert decoder.get_layer("deconv1").use_bias
+    assert decoder.output.shape == (None, 48, 48, 8)
+
+
 def _check_shapes_and_round_trip(model, model_config, tmp_path):
     inputs = _inputs()
     outputs = model(inputs, training=False)
