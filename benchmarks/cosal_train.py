@@ -61,7 +61,7 @@ def _config(cell):
 
 def time_pipeline(config, num_batches=200):
     """Images/s of the cached, shuffled training pipeline alone."""
-    from lbie_tf import train_lib
+    from lbie_tf.core import train_lib
 
     train, _, _ = train_lib.make_datasets(config)
     for _ in train:  # The first pass fills the cache.
@@ -78,15 +78,16 @@ def time_pipeline(config, num_batches=200):
 
 def time_model(config, batch, steps):
     """(images/s, seconds per step) of model.fit steps on a fixed batch."""
-    from lbie_tf import cosal_models, train_lib
+    from lbie_tf.core import train_lib
+    from lbie_tf.cosal import models
 
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model),
+        models.build_cosal_model(config.model),
         config,
         steps_per_epoch=steps + 2,
     )
     inputs, targets = batch
-    key = cosal_models.target_output(config.model)
+    key = models.target_output(config.model)
     labels = {key: targets["color_labels"]}
     for _ in range(2):
         model.train_on_batch(inputs, labels)
@@ -99,25 +100,26 @@ def time_model(config, batch, steps):
 
 def time_to_iou(config, max_minutes):
     """Training seconds until the test IoU reaches the paper's number."""
-    from lbie_tf import cosal_input, cosal_models, evaluate_lib, train_lib
+    from lbie_tf.core import train_lib
+    from lbie_tf.cosal import evaluation, input_pipeline, models
 
     train, test, train_images = train_lib.make_datasets(config)
-    key = cosal_models.target_output(config.model)
+    key = models.target_output(config.model)
     steps_per_epoch = train_images // config.train.batch_size
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(
+        models.build_cosal_model(
             config.model, training_steps=config.train.epochs * steps_per_epoch
         ),
         config,
         steps_per_epoch=steps_per_epoch,
     )
-    train = cosal_input.with_model_targets(train, key)
+    train = input_pipeline.with_model_targets(train, key)
     trained_s, history = 0.0, []
     while trained_s < 60 * max_minutes:
         start = time.perf_counter()
         model.fit(train, epochs=1, verbose=0)
         trained_s += time.perf_counter() - start
-        results = evaluate_lib.evaluate_model(
+        results = evaluation.evaluate_model(
             model, test, config.model.num_classes
         )
         history.append((round(trained_s, 1), round(results["iou_shapes"], 4)))

@@ -42,19 +42,18 @@ DEMO_EPOCHS = 12
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from lbie_tf import demo_lib
+    from experiments import cli
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.cosal import demo
 
-    epochs_flag = "config.train.epochs"
-    epochs_given = (
-        epochs_flag in flags.FLAGS and flags.FLAGS[epochs_flag].present
-    )
-    config = demo_lib.demo_overrides(
+    epochs_given = "train.epochs" in cli.config_overrides(flags.FLAGS)
+    config = demo.demo_overrides(
         _CONFIG.value,
         _TRAIN_SIZE.value,
         _TEST_SIZE.value,
         epochs=None if epochs_given else DEMO_EPOCHS,
     )
-    summary = demo_lib.run_demo(config, _WORKDIR.value)
+    summary = demo.run_demo(config, _WORKDIR.value)
     print(
         "\nCoSaL demo finished in {total_wall_s:.0f} s.\n"
         "test IoU (9 shapes + background): {iou_shapes:.4f} "

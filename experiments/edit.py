@@ -26,7 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags  # noqa: E402
 
-from lbie_tf import cli_errors, edit_lib  # noqa: E402
+from experiments import cli  # noqa: E402
+from lbie_tf.core import errors  # noqa: E402
+from lbie_tf.cosal import editing  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A .keras file, a training workdir or an export directory."
@@ -64,7 +66,7 @@ _EXAMPLE_INDEX = flags.DEFINE_integer(
 
 
 def _write_example():
-    image_path, text_path, target_path = edit_lib.write_example(
+    image_path, text_path, target_path = editing.write_example(
         _WRITE_EXAMPLE.value,
         num_direct=_EXAMPLE_NUM_DIRECT.value,
         index=_EXAMPLE_INDEX.value,
@@ -80,7 +82,7 @@ def _write_example():
 
 def _read_text():
     if (_TEXT.value is None) == (_TEXT_FILE.value is None):
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             "pass the description with exactly one of --text or --text_file."
         )
     if _TEXT.value is not None:
@@ -89,20 +91,20 @@ def _read_text():
         with open(_TEXT_FILE.value, encoding="utf-8") as file:
             return file.read()
     except (OSError, UnicodeDecodeError) as error:
-        raise cli_errors.TextError(
+        raise errors.TextError(
             f"cannot read --text_file={_TEXT_FILE.value!r} "
-            f"({cli_errors.one_line(error)}); expected a UTF-8 text file."
+            f"({errors.one_line(error)}); expected a UTF-8 text file."
         ) from None
 
 
 def _edit():
     for flag in (_MODEL, _IMAGE, _OUT):
         if flag.value is None:
-            raise cli_errors.UsageError(
+            raise errors.UsageError(
                 f"--{flag.name} is required (or use --write_example=DIR); "
                 "see --help."
             )
-    artifacts = edit_lib.edit(
+    artifacts = editing.edit(
         model_path=_MODEL.value,
         image_path=_IMAGE.value,
         text=_read_text(),
@@ -122,7 +124,7 @@ def _edit():
 
 def _run(argv):
     if len(argv) > 1:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             f"unexpected arguments {argv[1:]}; every input is a --flag, "
             "see --help."
         )
@@ -133,7 +135,7 @@ def _run(argv):
 
 
 def main(argv):
-    cli_errors.exit_on_user_error(_run, argv)
+    cli.exit_on_user_error(_run, argv)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
-"""Evaluates a trained CoSaL workdir on the whole test split (eval.json).
+"""Evaluates a training workdir of any task on its whole test split.
 
   python -m experiments.evaluate --workdir=runs/paper_t4_attn_d8
 
-Reads the workdir's config.json and model.keras; prints and writes both
-IoUs to <workdir>/eval.json.
+Reads the workdir's config.json (its `task`) and model.keras; prints the
+task's numbers and writes them to <workdir>/eval.json.
 """
 
 import os
@@ -29,7 +29,8 @@ _BATCH_SIZE = flags.DEFINE_integer(
 def _run(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from lbie_tf import evaluate_lib
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.core import artifacts, evaluate_lib
 
     if not flags.FLAGS["verbosity"].present:
         # TFDS logs INFO lines (dataset folders, deprecations) through absl;
@@ -38,18 +39,20 @@ def _run(argv):
     results = evaluate_lib.evaluate_workdir(
         _WORKDIR.value, data_dir=_DATA_DIR.value, batch_size=_BATCH_SIZE.value
     )
+    task = evaluate_lib.task_of_config(
+        artifacts.read_run_config(_WORKDIR.value)
+    )
     print(
-        f"test iou_shapes {results['iou_shapes']:.4f} "
-        f"(paper {results['paper_iou']}), miou_colors "
-        f"{results['miou_colors']:.4f} on {results['num_examples']} images\n"
+        f"test {task.headline(results)} on {results['num_examples']} "
+        "examples\n"
         f"written: {os.path.join(_WORKDIR.value, 'eval.json')}"
     )
 
 
 def main(argv):
-    from lbie_tf import cli_errors
+    from experiments import cli
 
-    cli_errors.exit_on_user_error(_run, argv)
+    cli.exit_on_user_error(_run, argv)
 
 
 if __name__ == "__main__":

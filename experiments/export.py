@@ -1,4 +1,4 @@
-r"""Exports a trained CoSaL model as a .keras file and a SavedModel.
+r"""Exports a trained model of any task: .keras, SavedModel and task.json.
 
   python -m experiments.export --model=runs/demo --out=runs/demo/export
 
@@ -19,10 +19,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from absl import app, flags, logging  # noqa: E402
 
-from lbie_tf import cli_errors, export_lib  # noqa: E402
+from experiments import cli  # noqa: E402
+from lbie_tf.core import errors  # noqa: E402
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A .keras file or a training workdir (holds model.keras)."
+)
+_TASK = flags.DEFINE_string(
+    "task",
+    None,
+    "The task of a bare .keras file (one without config.json beside it); "
+    "default: cosal. Workdirs and exports name their task themselves.",
 )
 _OUT = flags.DEFINE_string(
     "out",
@@ -33,22 +40,26 @@ _OUT = flags.DEFINE_string(
 
 def _run(argv):
     if len(argv) > 1:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             f"unexpected arguments {argv[1:]}; pass --model and --out."
         )
     for flag in (_MODEL, _OUT):
         if flag.value is None:
-            raise cli_errors.UsageError(
-                f"--{flag.name} is required; see --help."
-            )
+            raise errors.UsageError(f"--{flag.name} is required; see --help.")
     if not flags.FLAGS["verbosity"].present:
         # SavedModel writing logs INFO lines (assets, fingerprint, sharding)
         # through absl; --verbosity=0 shows them again.
         logging.set_verbosity(logging.WARNING)
-    paths = export_lib.export_model(_MODEL.value, _OUT.value)
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.core import export_lib
+
+    paths = export_lib.export_model(
+        _MODEL.value, _OUT.value, task_name=_TASK.value
+    )
     print(f"export directory: {paths.export_dir}")
     print(f"keras model:      {paths.keras_path}")
     print(f"SavedModel:       {paths.saved_model_dir}")
+    print(f"task:             {paths.task_path}")
     print(
         "  signature serving_default: image uint8 [B, S, S, 3], sentences "
         "string [B, 9] -> labels, colored_image (+ attention_weights)"
@@ -56,7 +67,7 @@ def _run(argv):
 
 
 def main(argv):
-    cli_errors.exit_on_user_error(_run, argv)
+    cli.exit_on_user_error(_run, argv)
 
 
 if __name__ == "__main__":

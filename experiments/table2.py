@@ -2,7 +2,12 @@ r"""Trains and evaluates paper Table 2 cells; writes results/table2.{md,json}.
 
   python -m experiments.table2 --cells=all --workdir=runs/table2
   python -m experiments.table2 --cells=paper_t4_attn_d4,paper_t1_attn_d4 \
-      --override=train.epochs=5 --override=data.train_examples=5000
+      --config.train.epochs=5 --config.data.train_examples=5000
+
+`--config.x=y` overrides apply to every cell; they are parsed against the
+config that --config names (default: the paper_t4_attn_d8 cell), so an
+original-family field such as model.decoder needs
+--config=experiments/configs/cosal.py:original_t4_attn_d8.
 
 Cells are named `<paper|original>_t<1|4>_<attn|noattn>_d<4|6|8>` (see
 experiments/configs/cosal.py); `--cells=paper` or `--cells=original` runs
@@ -16,9 +21,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
+from experiments import cli  # noqa: E402
 from experiments.configs import cosal  # noqa: E402
-from lbie_tf import table2_lib  # noqa: E402
+from lbie_tf.cosal import table2  # noqa: E402
 
 _CELLS = flags.DEFINE_string(
     "cells",
@@ -32,11 +39,12 @@ _WORKDIR = flags.DEFINE_string(
 _RESULTS_DIR = flags.DEFINE_string(
     "results_dir", "results", "Where table2.md and table2.json are written."
 )
-_OVERRIDES = flags.DEFINE_multi_string(
-    "override",
-    [],
-    "Config override applied to every cell, as field=value (e.g. "
-    "train.epochs=5); repeat the flag for several.",
+_CONFIG = config_flags.DEFINE_config_file(
+    "config",
+    "experiments/configs/cosal.py:paper_t4_attn_d8",
+    "The config whose fields --config.x=y overrides are parsed against; "
+    "the overrides then apply to every cell.",
+    lock_config=True,
 )
 _SKIP_DONE = flags.DEFINE_bool(
     "skip_done",
@@ -47,42 +55,15 @@ _SKIP_DONE = flags.DEFINE_bool(
 
 def select_cells(spec):
     """Cell names from the --cells flag."""
-    cells = table2_lib.all_cells()
+    cells = table2.all_cells()
     if spec == "all":
         return cells
-    if spec in table2_lib.FAMILIES:
+    if spec in table2.FAMILIES:
         return [c for c in cells if c.startswith(spec + "_")]
     names = [name.strip() for name in spec.split(",") if name.strip()]
     for name in names:
-        table2_lib.parse_cell_name(name)
+        table2.parse_cell_name(name)
     return names
-
-
-def apply_override(config, override):
-    """Sets `field=value` on a ConfigDict, parsing value as the field's type."""
-    if "=" not in override:
-        raise app.UsageError(
-            f"--override must be field=value, e.g. train.epochs=5; got "
-            f"{override!r}."
-        )
-    field, text = override.split("=", 1)
-    *path, leaf = field.split(".")
-    node = config
-    for part in path:
-        node = node[part]
-    old = node[leaf]
-    if isinstance(old, bool):
-        value = text.lower() in ("1", "true", "yes")
-    elif old is None:
-        # A placeholder (e.g. data.overrides.train_size) knows its type.
-        field_type = node.get_ref(leaf).get_type()
-        if field_type is bool:
-            value = text.lower() in ("1", "true", "yes")
-        else:
-            value = field_type(text) if field_type is not None else text
-    else:
-        value = type(old)(text)
-    node[leaf] = value
 
 
 def cell_settings(name, config):
@@ -93,15 +74,16 @@ def cell_settings(name, config):
         if config.train.epochs < default_epochs
         else ""
     )
-    warmup = config.model.get("termination_warmup", 0.0)
-    selection = config.model.get("termination_warmup_selection", "last")
-    gate = (
-        f", gate warm-up {warmup:.2g} of training ({selection})"
-        if config.model.num_steps > 1 and warmup > 0
-        else ""
-    )
-    decoder = config.model.get("decoder", None)
-    head = f", decoder {decoder}" if decoder else ""
+    model = config.model
+    gate = head = ""
+    if model.family == "paper" and model.num_steps > 1:
+        if model.termination_warmup > 0:
+            gate = (
+                f", gate warm-up {model.termination_warmup:.2g} of training "
+                f"({model.termination_warmup_selection})"
+            )
+    if model.family == "original":
+        head = f", decoder {model.decoder}"
     return (
         f"{config.data.name}, batch {config.train.batch_size}, "
         f"lr {config.train.learning_rate}, "
@@ -114,7 +96,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     configs, commands, settings = {}, {}, {}
-    overrides = list(_OVERRIDES.value)
+    overrides = cli.config_overrides(flags.FLAGS)
     try:
         cells = select_cells(_CELLS.value)
     except ValueError as error:
@@ -126,18 +108,20 @@ def main(argv):
         ):
             print(f"{name}: {workdir}/eval.json exists, skipped.")
             continue
-        config = cosal.get_config(name)
-        for override in overrides:
-            apply_override(config, override)
+        config = cli.exit_on_user_error(
+            cli.apply_overrides, cosal.get_config(name), overrides
+        )
         configs[name] = config
-        flags_text = " ".join(f"--config.{o}" for o in overrides)
+        flags_text = " ".join(
+            f"--config.{field}={value}" for field, value in overrides.items()
+        )
         commands[name] = (
             "python -m experiments.train "
             f"--config=experiments/configs/cosal.py:{name} "
             f"--workdir={workdir} {flags_text}"
         ).strip()
         settings[name] = cell_settings(name, config)
-    table2_lib.run_cells(
+    table2.run_cells(
         configs, _WORKDIR.value, commands, _RESULTS_DIR.value, settings
     )
     print(

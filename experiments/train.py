@@ -1,12 +1,14 @@
-r"""Trains and evaluates a CoSaL model: a thin main over lbie_tf.train_lib.
+r"""Trains and evaluates any task's model: a thin main over the core's
+train_lib (`config.task` names the task).
 
   python -m experiments.train \
       --config=experiments/configs/cosal.py:paper_t4_attn_d8 \
       --workdir=runs/paper_t4_attn_d8 [--config.train.epochs=3 ...]
 
-Writes config.json, checkpoints/, tensorboard/, model.keras and eval.json
-into the workdir; a rerun with the same workdir resumes from the newest
-checkpoint.
+Writes config.json, backup/, tensorboard/, model.keras and eval.json into
+the workdir; a rerun with the same workdir resumes exactly where the last
+backup left off (`--config.train.backup_every_steps`). Train on several
+devices with --config.runtime.strategy=mirrored or multi_worker (BUILD.md).
 """
 
 import os
@@ -32,19 +34,21 @@ _WORKDIR = flags.DEFINE_string(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from lbie_tf import cli_errors
+    from lbie_tf.core import runtime
 
-    cli_errors.import_tensorflow_quietly()
-    from lbie_tf import train_lib
+    runtime.import_tensorflow_quietly()
+    from experiments import cli
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.core import task as task_lib
+    from lbie_tf.core import train_lib
 
-    results = cli_errors.exit_on_user_error(
+    task = cli.exit_on_user_error(task_lib.build_task, _CONFIG.value)
+    results = cli.exit_on_user_error(
         train_lib.train_and_evaluate, _CONFIG.value, _WORKDIR.value
     )
     workdir = os.path.abspath(_WORKDIR.value)
     print(
-        f"test iou_shapes {results['iou_shapes']:.4f} "
-        f"(paper {results['paper_iou']}), miou_colors "
-        f"{results['miou_colors']:.4f}, {results['wall_s']:.0f} s\n"
+        f"test {task.headline(results)}, {results['wall_s']:.0f} s\n"
         f"model: {os.path.join(workdir, 'model.keras')}\n"
         f"metrics: {os.path.join(workdir, 'eval.json')}\n"
         f"tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"

@@ -39,7 +39,7 @@ direct_8_small` for a quick run.
 import ml_collections
 from ml_collections import config_dict
 
-from lbie_tf import table2_lib
+from lbie_tf.cosal import table2
 
 
 def _paper_model(num_steps, attention):
@@ -115,11 +115,12 @@ def _original_model(num_steps, attention):
 
 def get_config(cell="paper_t4_attn_d8"):
     """Returns the config of one Table 2 cell (see the module docstring)."""
-    family, num_steps, attention, num_direct = table2_lib.parse_cell_name(cell)
+    family, num_steps, attention, num_direct = table2.parse_cell_name(cell)
     config = ml_collections.ConfigDict()
+    config.task = "cosal"
     config.cell = cell
     config.seed = 0
-    config.paper_iou = table2_lib.paper_iou(num_steps, attention, num_direct)
+    config.paper_iou = table2.paper_iou(num_steps, attention, num_direct)
 
     config.model = ml_collections.ConfigDict(
         {
@@ -181,11 +182,24 @@ def get_config(cell="paper_t4_attn_d8"):
             "foreground_weight": 10.0,
             "jit_compile": False,
             "eval_every_epochs": 2,
-            "checkpoint_every_epochs": 1,
+            # A backup of the whole training state every this many batches
+            # (and at every epoch end); a rerun resumes from the newest one.
+            "backup_every_steps": 500,
             "keep_checkpoints": 2,
             "num_summary_images": 4,
             "verbose": 1,
         }
     )
     config.eval = ml_collections.ConfigDict({"batch_size": 250})
+    config.runtime = ml_collections.ConfigDict(
+        {
+            # default | mirrored (the visible GPUs, or num_cpu_devices
+            # logical CPUs) | multi_worker (the hosts in TF_CONFIG).
+            "strategy": "default",
+            "num_cpu_devices": 0,
+            # Op determinism: a run killed and resumed ends with the same
+            # weights as an uninterrupted one (slower on some GPU ops).
+            "deterministic": False,
+        }
+    )
     return config

@@ -24,8 +24,9 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from lbie_tf import cosal_original_model, train_lib
-from lbie_tf.cosal_original_model import build_decoder
+from lbie_tf.core import train_lib
+from lbie_tf.cosal import released_model
+from lbie_tf.cosal.released_model import build_decoder
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/cosal.py:original_t1_noattn_d8"
@@ -47,7 +48,7 @@ def main(argv):
         config.model.decoder = "classifier_upsampling"
     else:
         config.model.decoder = "deconv"
-        cosal_original_model.build_decoder = _decoder_without_batch_norm
+        released_model.build_decoder = _decoder_without_batch_norm
     train_lib.train_and_evaluate(config, _WORKDIR.value)
 
 

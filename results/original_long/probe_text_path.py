@@ -22,7 +22,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from experiments.configs import cosal  # noqa: E402
-from lbie_tf import cosal_input, cosal_models  # noqa: E402, F401
+from lbie_tf.cosal import (
+    input_pipeline,  # noqa: E402, F401
+    )
 
 NUM_IMAGES = 200
 
@@ -34,8 +36,8 @@ def mean_abs(x):
 def main(path, cell="original_t1_attn_d8"):
     model = keras.saving.load_model(path, compile=False)
     config = cosal.get_config(cell)
-    builder = cosal_input.get_builder(config.data)
-    dataset = cosal_input.make_dataset(
+    builder = input_pipeline.get_builder(config.data)
+    dataset = input_pipeline.make_dataset(
         builder, "test", NUM_IMAGES, training=False, num_examples=NUM_IMAGES
     )
     inputs, _ = next(iter(dataset))

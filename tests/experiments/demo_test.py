@@ -53,16 +53,16 @@ def test_demo_writes_every_artefact(tmp_path):
 
 def test_demo_overrides_shrink_data_and_set_epochs_when_asked():
     from experiments.configs import cosal
-    from lbie_tf import demo_lib
+    from lbie_tf.cosal import demo
 
-    config = demo_lib.demo_overrides(
+    config = demo.demo_overrides(
         cosal.get_config("paper_t4_attn_d8"), 100, 20, epochs=12
     )
     assert config.data.overrides.train_size == 100
     assert config.data.overrides.test_size == 20
     assert config.data.train_examples == -1
     assert config.train.epochs == 12
-    kept = demo_lib.demo_overrides(cosal.get_config("paper_t4_attn_d8"))
+    kept = demo.demo_overrides(cosal.get_config("paper_t4_attn_d8"))
     assert (
         kept.train.epochs == cosal.get_config("paper_t4_attn_d8").train.epochs
     )

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from experiments.configs import cosal
-from lbie_tf import cosal_models, edit_lib
+from lbie_tf.cosal import editing, models
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 def _tiny_model(cell="paper_t4_attn_d8"):
     """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
     keras.utils.set_random_seed(0)
-    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
+    return models.build_cosal_model(cosal.get_config(cell).model)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("edit_inputs")
     _tiny_model().save(directory / "model.keras")
     _tiny_model("paper_t1_noattn_d8").save(directory / "no_attention.keras")
-    image, text_file, _ = edit_lib.write_example(directory / "example")
+    image, text_file, _ = editing.write_example(directory / "example")
     text = open(text_file).read()
     return {
         "model": str(directory / "model.keras"),
@@ -280,8 +280,8 @@ def test_write_example_then_edit_with_explain(files, tmp_path):
     assert "colour per cell" in completed.stdout
 
     model = keras.saving.load_model(files["model"])
-    image = edit_lib.read_silhouette_image(tmp_path / "ex" / "in.png")
-    ids, _ = edit_lib.parse_description(
+    image = editing.read_silhouette_image(tmp_path / "ex" / "in.png")
+    ids, _ = editing.parse_description(
         open(tmp_path / "ex" / "text.txt").read()
     )
     logits = np.asarray(
@@ -290,7 +290,7 @@ def test_write_example_then_edit_with_explain(files, tmp_path):
     written = np.asarray(Image.open(out))
     assert written.shape == (192, 192, 3)
     np.testing.assert_array_equal(
-        written[::4, ::4], edit_lib.colorize_labels(logits[0].argmax(-1))
+        written[::4, ::4], editing.colorize_labels(logits[0].argmax(-1))
     )
     picture = Image.open(explain)
     assert picture.mode == "RGB" and picture.size[0] > 384

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from data_builders.cosal import generator
-from lbie_tf import cosal_input, evaluate_lib
-from lbie_tf.cosal_metrics import ColorMeanIoU, ShapeAverageIoU
+from lbie_tf.cosal import evaluation, input_pipeline
+from lbie_tf.cosal.metrics import ColorMeanIoU, ShapeAverageIoU
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -29,8 +29,8 @@ def test_evaluate_model_sums_over_every_batch():
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: np.stack([e[k] for e in examples]) for k in keys}
     )
-    pipeline = cosal_input.build_pipeline(dataset, 3, training=False)
-    results = evaluate_lib.evaluate_model(SilhouetteModel(), pipeline, 7)
+    pipeline = input_pipeline.build_pipeline(dataset, 3, training=False)
+    results = evaluation.evaluate_model(SilhouetteModel(), pipeline, 7)
     assert results["num_examples"] == 7
     # Reference: the same metrics fed the whole split at once.
     colors = np.stack([e["color_labels"] for e in examples])
@@ -64,8 +64,8 @@ def test_text_sensitivity_counts_shape_pixels_that_follow_the_text():
     keys = ("image", "sentences", "color_labels", "shape_labels")
     arrays = {k: np.stack([e[k] for e in examples]) for k in keys}
     dataset = tf.data.Dataset.from_tensor_slices(arrays)
-    pipeline = cosal_input.build_pipeline(dataset, 3, training=False)
-    results = evaluate_lib.evaluate_model(FirstSentenceModel(), pipeline, 7)
+    pipeline = input_pipeline.build_pipeline(dataset, 3, training=False)
+    results = evaluation.evaluate_model(FirstSentenceModel(), pipeline, 7)
     # Reference: within each batch of 3, image i gets image i-1's text.
     color = arrays["sentences"][:, 0, 2] % 6
     shape_pixels = (arrays["color_labels"] > 0).sum(axis=(1, 2))
@@ -92,17 +92,17 @@ def test_evaluate_model_reports_which_steps_were_kept(cell, unit):
     import keras
 
     from experiments.configs import cosal
-    from lbie_tf import cosal_models
+    from lbie_tf.cosal import models
 
     examples = [e for _, e in generator.generate_split("test", 5, 3, 6)]
     keys = ("image", "sentences", "color_labels", "shape_labels")
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: np.stack([e[k] for e in examples]) for k in keys}
     )
-    pipeline = cosal_input.build_pipeline(dataset, 2, training=False)
+    pipeline = input_pipeline.build_pipeline(dataset, 2, training=False)
     keras.utils.set_random_seed(0)
-    model = cosal_models.build_cosal_model(cosal.get_config(cell).model)
-    results = evaluate_lib.evaluate_model(model, pipeline, 7)
+    model = models.build_cosal_model(cosal.get_config(cell).model)
+    results = evaluation.evaluate_model(model, pipeline, 7)
     if unit is None:
         assert "kept_step_fractions" not in results
         return
@@ -114,7 +114,7 @@ def test_evaluate_model_reports_which_steps_were_kept(cell, unit):
             np.int32
         ),
     }
-    steps = cosal_models.kept_steps(model, model(inputs, training=False))
+    steps = models.kept_steps(model, model(inputs, training=False))
     want = np.bincount(steps.reshape(-1), minlength=4) / steps.size
     np.testing.assert_allclose(results["kept_step_fractions"], want, atol=1e-9)
 
@@ -124,9 +124,9 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
         "model": {"family": "paper", "num_steps": 1, "attention": True},
         "data": {"name": "direct_4_small", "data_dir": str(tmp_path)},
     }
-    evaluate_lib.write_json(str(tmp_path / "config.json"), config)
+    evaluation.write_json(str(tmp_path / "config.json"), config)
     with pytest.raises(ValueError, match="model.keras"):
-        evaluate_lib.evaluate_workdir(str(tmp_path))
+        evaluation.evaluate_workdir(str(tmp_path))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for workdir, problem in (
         (tmp_path, "No trained model"),
@@ -160,8 +160,8 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
 
 def test_write_json_is_atomic(tmp_path):
     path = str(tmp_path / "eval.json")
-    evaluate_lib.write_json(path, {"a": 1})
-    evaluate_lib.write_json(path, {"a": 2})
+    evaluation.write_json(path, {"a": 1})
+    evaluation.write_json(path, {"a": 2})
     assert os.listdir(tmp_path) == ["eval.json"]
     with open(path) as f:
         assert f.read().startswith('{\n  "a": 2')

@@ -8,7 +8,7 @@ import keras
 import pytest
 
 from experiments.configs import cosal
-from lbie_tf import cosal_models
+from lbie_tf.cosal import models
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 def _tiny_model(cell="paper_t4_attn_d8"):
     """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
     keras.utils.set_random_seed(0)
-    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
+    return models.build_cosal_model(cosal.get_config(cell).model)
 
 
 @pytest.fixture(scope="module")

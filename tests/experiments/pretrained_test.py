@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from data_builders.cosal import generator
-from lbie_tf import edit_lib
+from lbie_tf.cosal import editing
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -38,7 +38,7 @@ def test_shipped_model_colours_unseen_test_images_as_told(name):
     with open(os.path.join(directory, "eval.json")) as f:
         recorded = json.load(f)
     assert recorded["num_direct"] == num_direct and recorded["split"] == "test"
-    model = edit_lib.load_model(directory)
+    model = editing.load_model(directory)
     # Test-split examples (the builder's seed 0): never seen in training.
     examples = [
         generator.generate_example(
@@ -59,7 +59,7 @@ def test_shipped_model_colours_unseen_test_images_as_told(name):
 
 def test_edit_works_with_a_shipped_model(tmp_path):
     example = tmp_path / "example"
-    edit_lib.write_example(example, num_direct=4, index=5)
+    editing.write_example(example, num_direct=4, index=5)
     out = tmp_path / "out.png"
     completed = subprocess.run(
         [

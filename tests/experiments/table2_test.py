@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from experiments.configs import cosal
-from lbie_tf import table2_lib
+from lbie_tf.cosal import table2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 ROW_KEYS = {
@@ -28,22 +28,21 @@ ROW_KEYS = {
 
 
 def test_eighteen_cells_each_with_a_config_and_the_paper_number():
-    cells = table2_lib.all_cells()
+    cells = table2.all_cells()
     assert len(cells) == len(set(cells)) == 18
     numbers = set()
     for name in cells:
         config = cosal.get_config(name)
-        family, steps, attention, direct = table2_lib.parse_cell_name(name)
+        family, steps, attention, direct = table2.parse_cell_name(name)
         assert config.model.family == family
         assert config.model.num_steps == steps
         assert config.model.attention == attention
         assert config.data.name == f"direct_{direct}"
         assert (
-            config.paper_iou
-            == table2_lib.PAPER_TABLE2[(steps, attention, direct)]
+            config.paper_iou == table2.PAPER_TABLE2[(steps, attention, direct)]
         )
         numbers.add(config.paper_iou)
-    assert numbers == set(table2_lib.PAPER_TABLE2.values())
+    assert numbers == set(table2.PAPER_TABLE2.values())
     assert cosal.get_config("paper_t4_attn_d4").paper_iou == 0.5033
     assert cosal.get_config("original_t1_noattn_d8").paper_iou == 0.3186
 
@@ -63,7 +62,7 @@ def _row(family, steps, attention, direct, iou):
         "T": steps,
         "attention": attention,
         "num_direct": direct,
-        "paper_iou": table2_lib.paper_iou(steps, attention, direct),
+        "paper_iou": table2.paper_iou(steps, attention, direct),
         "iou_shapes": iou,
         "miou_colors": iou / 2,
         "text_sensitivity": iou / 4,
@@ -72,13 +71,13 @@ def _row(family, steps, attention, direct, iou):
         "wall_s": 12.5,
         "num_examples": 500,
     }
-    return table2_lib.make_row(results, f"cmd {family} {steps}")
+    return table2.make_row(results, f"cmd {family} {steps}")
 
 
 def test_results_have_the_issue_keys_plus_text_sensitivity_and_merge(tmp_path):
     first = [_row("paper", 4, True, 8, 0.5), _row("original", 1, False, 4, 0.2)]
-    table2_lib.write_results(first, str(tmp_path), {"paper_t4_attn_d8": "x"})
-    table2_lib.write_results([_row("paper", 4, True, 8, 0.75)], str(tmp_path))
+    table2.write_results(first, str(tmp_path), {"paper_t4_attn_d8": "x"})
+    table2.write_results([_row("paper", 4, True, 8, 0.75)], str(tmp_path))
     rows = json.loads((tmp_path / "table2.json").read_text())
     assert [set(row) for row in rows] == [ROW_KEYS, ROW_KEYS]
     assert [(r["family"], r["iou_shapes"]) for r in rows] == [
@@ -153,10 +152,10 @@ def test_settings_name_the_original_familys_decoder():
 def test_an_interrupted_run_keeps_the_settings_of_cells_it_did_not_run(
     tmp_path, monkeypatch
 ):
-    from lbie_tf import train_lib
+    from lbie_tf.core import train_lib
 
     old = [_row("paper", 4, True, 8, 0.5), _row("paper", 4, True, 6, 0.4)]
-    table2_lib.write_results(
+    table2.write_results(
         old,
         str(tmp_path),
         {"paper_t4_attn_d8": "old d8", "paper_t4_attn_d6": "old d6"},
@@ -173,7 +172,7 @@ def test_an_interrupted_run_keeps_the_settings_of_cells_it_did_not_run(
     monkeypatch.setattr(train_lib, "train_and_evaluate", train_and_evaluate)
     names = ["paper_t4_attn_d8", "paper_t4_attn_d6"]
     with pytest.raises(KeyboardInterrupt):
-        table2_lib.run_cells(
+        table2.run_cells(
             {name: None for name in names},
             str(tmp_path / "runs"),
             {name: f"cmd {name}" for name in names},

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf import evaluate_lib, train_lib
+from lbie_tf.core import train_lib
+from lbie_tf.cosal import evaluation
 
 ROOT = pathlib.Path(__file__).parents[2]
 _SPEC = importlib.util.spec_from_file_location(
@@ -67,7 +68,7 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
     assert gate.warmup_steps == 1 and int(gate.step.numpy()) == 2
 
     # The saved model gives the metrics eval.json holds.
-    again = evaluate_lib.evaluate_workdir(str(workdir))
+    again = evaluation.evaluate_workdir(str(workdir))
     assert again["iou_shapes"] == pytest.approx(saved["iou_shapes"])
     assert again["miou_colors"] == pytest.approx(saved["miou_colors"])
 

@@ -5,50 +5,49 @@ from keras import ops
 
 from keras_layers.gumbel_termination_gate import GumbelTerminationGate
 
-# cosal_losses is imported so that a trained model's compile config (its
+# losses is imported so that a trained model's compile config (its
 # loss) deserializes after `import lbie_tf.cosal_models`.
-from lbie_tf import cli_errors, cosal_losses  # noqa: F401
-from lbie_tf.cosal_original_model import build_original_model
-from lbie_tf.cosal_paper_model import build_paper_model, warmup_steps
+from lbie_tf.core import errors  # noqa: F401
+from lbie_tf.cosal.paper_model import build_paper_model, warmup_steps
+from lbie_tf.cosal.released_model import build_original_model
 
 FAMILIES = ("paper", "original")
 ORIGINAL_DECODERS = ("deconv", "classifier_upsampling")
 
 
 def check_model_config(model_config):
-    """Raises `cli_errors.UsageError` (a ValueError) for a model config that
+    """Raises `errors.UsageError` (a ValueError) for a model config that
     no builder accepts: an unknown family, num_steps < 1, an image size other
     than 48, fewer than 2 classes, a gate warm-up outside [0, 1) or an
     unknown original-family decoder."""
     family = model_config.family
     if family not in FAMILIES:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             f"`model.family` must be one of {sorted(FAMILIES)}, "
             f"received: {family!r}."
         )
     if model_config.num_steps < 1:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             "`model.num_steps` must be >= 1, received: "
             f"{model_config.num_steps}."
         )
     if model_config.image_size != 48:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             "`model.image_size` must be 48 (the CoSaL models' encoders "
             f"reduce 48 px to the 3 x 3 grid), received: "
             f"{model_config.image_size}."
         )
     if model_config.num_classes < 2:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             "`model.num_classes` must be >= 2 (background + colours), "
             f"received: {model_config.num_classes}."
         )
     if family == "paper":
         warmup_steps(model_config, None)
-    decoder = model_config.get("decoder", "deconv")
-    if family == "original" and decoder not in ORIGINAL_DECODERS:
-        raise cli_errors.UsageError(
+    if family == "original" and model_config.decoder not in ORIGINAL_DECODERS:
+        raise errors.UsageError(
             f"`model.decoder` must be one of {list(ORIGINAL_DECODERS)}, "
-            f"received: {decoder!r}."
+            f"received: {model_config.decoder!r}."
         )
 
 

@@ -13,9 +13,11 @@ import tensorflow as tf
 
 from data_builders.cosal import generator, vocabulary
 from experiments.configs import cosal
-from lbie_tf import cli_errors, cosal_models, edit_lib, export_lib
+from lbie_tf.core import errors
 
 # Runs with only TensorFlow importable: cwd is a temporary directory and
+from lbie_tf.cosal import editing, models, serving
+
 # PYTHONPATH is unset, so no project module can be found.
 _FRESH_PROCESS = r"""
 import importlib.util, json, sys
@@ -57,7 +59,7 @@ assert not any(
 def _tiny_model(cell="paper_t4_attn_d8"):
     """An untrained CoSaL model of the given Table 2 cell (small and fast)."""
     keras.utils.set_random_seed(0)
-    return cosal_models.build_cosal_model(cosal.get_config(cell).model)
+    return models.build_cosal_model(cosal.get_config(cell).model)
 
 
 # One model per family, plus a T = 1 model without attention.
@@ -65,27 +67,27 @@ CELLS = ("paper_t4_attn_d8", "original_t4_attn_d8", "paper_t1_noattn_d4")
 
 
 @pytest.fixture(scope="module")
-def models():
+def tiny_models():
     return {cell: _tiny_model(cell) for cell in CELLS}
 
 
 @pytest.fixture(scope="module")
-def model(models):
-    return models["paper_t4_attn_d8"]
+def model(tiny_models):
+    return tiny_models["paper_t4_attn_d8"]
 
 
 @pytest.fixture(scope="module")
-def small_model(models):
+def small_model(tiny_models):
     """The fastest model to export, for the tests of the file handling."""
-    return models["paper_t1_noattn_d4"]
+    return tiny_models["paper_t1_noattn_d4"]
 
 
 @pytest.fixture(scope="module")
-def exports(models, tmp_path_factory):
+def exports(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     return {
-        cell: export_lib.export_model(model, root / cell)
-        for cell, model in models.items()
+        cell: serving.export_model(model, root / cell)
+        for cell, model in tiny_models.items()
     }
 
 
@@ -109,8 +111,8 @@ def _examples(count):
 
 def _tokenize(sentences):
     """Tokenises in a graph, as the exported signature does."""
-    serving = export_lib._Serving(tf, keras.Model())
-    return tf.function(serving.tokenize)(tf.constant(sentences))
+    server = serving._Serving(tf, keras.Model())
+    return tf.function(server.tokenize)(tf.constant(sentences))
 
 
 def test_tokenizer_matches_the_python_vocabulary():
@@ -236,10 +238,12 @@ def served(exports, tmp_path_factory):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_saved_model_in_a_fresh_process_matches_keras(cell, models, served):
+def test_saved_model_in_a_fresh_process_matches_keras(
+    cell, tiny_models, served
+):
     images, ids, results = served
     outputs, errors = results[cell]
-    expected = models[cell]({"image": images, "sentences": ids})
+    expected = tiny_models[cell]({"image": images, "sentences": ids})
     logits = np.asarray(expected["logits"])
     labels = logits.argmax(axis=-1)
     top2 = np.sort(logits, axis=-1)[..., -2:]
@@ -252,7 +256,7 @@ def test_saved_model_in_a_fresh_process_matches_keras(cell, models, served):
     assert outputs["labels"].dtype == np.uint8
     np.testing.assert_array_equal(outputs["labels"][clear], labels[clear])
     np.testing.assert_array_equal(
-        outputs["colored_image"], edit_lib.colorize_labels(outputs["labels"])
+        outputs["colored_image"], editing.colorize_labels(outputs["labels"])
     )
     if "attention_weights" in expected:
         np.testing.assert_allclose(
@@ -267,10 +271,10 @@ def test_saved_model_in_a_fresh_process_matches_keras(cell, models, served):
 
 
 def test_export_replaces_an_earlier_export(small_model, tmp_path):
-    first = export_lib.export_model(small_model, tmp_path / "out")
+    first = serving.export_model(small_model, tmp_path / "out")
     stamp = os.path.getmtime(first.keras_path)
     os.utime(first.keras_path, (stamp - 100, stamp - 100))
-    second = export_lib.export_model(small_model, tmp_path / "out")
+    second = serving.export_model(small_model, tmp_path / "out")
     assert os.path.getmtime(second.keras_path) > stamp - 100
     assert os.listdir(tmp_path) == ["out"]
 
@@ -279,8 +283,8 @@ def test_export_refuses_a_directory_with_other_files(small_model, tmp_path):
     target = tmp_path / "out"
     target.mkdir()
     (target / "notes.txt").write_text("keep me")
-    with pytest.raises(cli_errors.OutputError, match="notes.txt"):
-        export_lib.export_model(small_model, target)
+    with pytest.raises(errors.OutputError, match="notes.txt"):
+        serving.export_model(small_model, target)
     assert os.listdir(target) == ["notes.txt"]
     assert os.listdir(tmp_path) == ["out"]
 
@@ -289,23 +293,23 @@ def test_failed_export_leaves_nothing(small_model, tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_lib, "_write_saved_model", fail)
+    monkeypatch.setattr(serving, "_write_saved_model", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_lib.export_model(small_model, tmp_path / "out")
+        serving.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == []
 
 
 def test_failed_re_export_keeps_the_earlier_export(
     small_model, tmp_path, monkeypatch
 ):
-    export_lib.export_model(small_model, tmp_path / "out")
+    serving.export_model(small_model, tmp_path / "out")
 
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(export_lib, "_write_saved_model", fail)
+    monkeypatch.setattr(serving, "_write_saved_model", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_lib.export_model(small_model, tmp_path / "out")
+        serving.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == [
         "model.keras",
@@ -315,7 +319,7 @@ def test_failed_re_export_keeps_the_earlier_export(
 
 def test_export_rejects_what_is_not_a_model(tmp_path):
     with pytest.raises(ValueError, match="keras.Model or a path"):
-        export_lib.export_model(object(), tmp_path / "out")
-    with pytest.raises(cli_errors.ModelFileError, match="not found"):
-        export_lib.export_model(str(tmp_path / "none.keras"), tmp_path / "o")
+        serving.export_model(object(), tmp_path / "out")
+    with pytest.raises(errors.ModelFileError, match="not found"):
+        serving.export_model(str(tmp_path / "none.keras"), tmp_path / "o")
     assert os.listdir(tmp_path) == []

@@ -1,5 +1,6 @@
 """The CoSaL input pipeline: tfds builder -> parsed, cached, batched tf.data."""
 
+import functools
 import os
 
 import tensorflow as tf
@@ -24,7 +25,7 @@ def builder_config(data_config):
     """
     overrides = {
         key: value
-        for key, value in dict(data_config.get("overrides", None) or {}).items()
+        for key, value in dict(data_config.overrides).items()
         if value is not None
     }
     return cosal_data.make_config(data_config.name, **overrides)
@@ -146,17 +147,7 @@ def make_dataset(
         negative number: all).
       Other arguments: as in `build_pipeline`.
     """
-    # The builder is ordered (disable_shuffling): files are read in order and
-    # the cached examples are shuffled instead.
-    read_config = tfds.ReadConfig(interleave_cycle_length=1)
-    examples = builder.as_dataset(
-        split=split_name(split, num_examples),
-        shuffle_files=False,
-        read_config=read_config,
-        # Decoding only what the parser reads skips the target PNG and the
-        # sentence strings.
-        decoders=tfds.decode.PartialDecoding(_decoded_keys()),
-    )
+    examples = read_split(builder, split, num_examples)
     return build_pipeline(
         examples,
         batch_size,
@@ -185,3 +176,81 @@ def with_model_targets(dataset, target_key):
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+
+
+def read_split(builder, split, num_examples=None):
+    """The decoded examples of a prepared builder's split, in file order."""
+    # The builder is ordered (disable_shuffling): files are read in order and
+    # the cached examples are shuffled instead.
+    return builder.as_dataset(
+        split=split_name(split, num_examples),
+        shuffle_files=False,
+        read_config=tfds.ReadConfig(interleave_cycle_length=1),
+        # Decoding only what the parser reads skips the target PNG and the
+        # sentence strings.
+        decoders=tfds.decode.PartialDecoding(_decoded_keys()),
+    )
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle seed of one epoch: a function of the run's seed and the
+    epoch alone, so a resumed run reads the batches an uninterrupted one
+    would."""
+    return int(seed) * 1_000_003 + int(epoch)
+
+
+def training_epochs(
+    examples,
+    batch_size,
+    first_epoch,
+    num_epochs,
+    shuffle_buffer=10_000,
+    seed=0,
+    num_shards=1,
+    shard_index=0,
+):
+    """Training batches of epochs first_epoch .. first_epoch + num_epochs - 1.
+
+    Each epoch is the cached split shuffled with `epoch_seed(seed, epoch)`
+    and batched with the last partial batch dropped, so the whole sequence
+    is reproducible from any epoch on (`Dataset.skip` then finds any step).
+
+    Args:
+      examples: decoded examples (see `read_split`).
+      batch_size: examples per batch (per replica).
+      num_shards, shard_index: read every num_shards-th example from
+        shard_index (one shard per input pipeline of a distributed run).
+
+    Returns:
+      A dataset of (inputs, targets) as in `build_pipeline`.
+    """
+    if batch_size < 1:
+        raise ValueError(
+            f"Argument `batch_size` must be >= 1, received: {batch_size}."
+        )
+    if num_shards > 1:
+        examples = examples.shard(num_shards, shard_index)
+    parsed = examples.map(parse_example, num_parallel_calls=tf.data.AUTOTUNE)
+    parsed = parsed.cache()
+
+    def one_epoch(epoch):
+        shuffled = parsed.shuffle(
+            shuffle_buffer,
+            seed=epoch_seed(seed, epoch),
+            reshuffle_each_iteration=False,
+        )
+        return shuffled.batch(batch_size, drop_remainder=True)
+
+    # Python-side concatenation: shuffle seeds must be Python ints once a
+    # global seed is set. Every epoch reads the same cache.
+    epochs = range(first_epoch, first_epoch + num_epochs)
+    dataset = functools.reduce(
+        lambda left, right: left.concatenate(right), map(one_epoch, epochs)
+    )
+    options = tf.data.Options()
+    options.deterministic = True
+    # The core shards by example, not by file.
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF
+    )
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

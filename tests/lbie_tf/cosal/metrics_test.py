@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf.cosal_metrics import ColorMeanIoU, ShapeAverageIoU
+from lbie_tf.cosal.metrics import ColorMeanIoU, ShapeAverageIoU
 
 
 def _random_batch(rng, batch, size=12, grid=3, num_colors=6):

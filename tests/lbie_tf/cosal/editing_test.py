@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from data_builders.cosal import vocabulary
-from lbie_tf import cli_errors, edit_lib
+from lbie_tf.core import errors
+from lbie_tf.cosal import editing
 
 TEXT = (
     "circle is red. Rectangle is  BLUE. half fat ellipse is light green. "
@@ -50,7 +51,7 @@ def _save(path, pixels):
 
 
 def test_parse_description_gives_ids_and_normalised_sentences():
-    ids, sentences = edit_lib.parse_description(TEXT)
+    ids, sentences = editing.parse_description(TEXT)
     assert ids.dtype == np.int32 and ids.shape == (9, 3)
     np.testing.assert_array_equal(ids, _expected_ids())
     assert sentences[1] == "rectangle is blue"
@@ -72,8 +73,8 @@ def test_parse_description_gives_ids_and_normalised_sentences():
     ],
 )
 def test_parse_description_rejects_bad_text(text, fragments):
-    with pytest.raises(cli_errors.TextError) as info:
-        edit_lib.parse_description(text)
+    with pytest.raises(errors.TextError) as info:
+        editing.parse_description(text)
     for fragment in fragments:
         assert fragment in str(info.value)
 
@@ -84,7 +85,7 @@ def test_parse_description_rejects_bad_text(text, fragments):
 def test_read_silhouette_image_returns_the_pixels(tmp_path):
     pixels = _silhouette()
     path = _save(tmp_path / "in.png", pixels)
-    np.testing.assert_array_equal(edit_lib.read_silhouette_image(path), pixels)
+    np.testing.assert_array_equal(editing.read_silhouette_image(path), pixels)
 
 
 def _bad_images(tmp_path):
@@ -108,8 +109,8 @@ def _bad_images(tmp_path):
 def test_read_silhouette_image_rejects_other_modes(tmp_path, mode):
     path = _bad_images(tmp_path)[mode]
     assert Image.open(path).mode == mode
-    with pytest.raises(cli_errors.ImageError) as info:
-        edit_lib.read_silhouette_image(path)
+    with pytest.raises(errors.ImageError) as info:
+        editing.read_silhouette_image(path)
     message = str(info.value)
     assert f"mode {mode} " in message and "8-bit RGB" in message
 
@@ -117,26 +118,26 @@ def test_read_silhouette_image_rejects_other_modes(tmp_path, mode):
 @pytest.mark.parametrize("size", [(32, 32), (96, 96), (48, 47)])
 def test_read_silhouette_image_rejects_other_sizes(tmp_path, size):
     path = _save(tmp_path / "in.png", np.zeros((size[1], size[0], 3), np.uint8))
-    with pytest.raises(cli_errors.ImageError) as info:
-        edit_lib.read_silhouette_image(path)
+    with pytest.raises(errors.ImageError) as info:
+        editing.read_silhouette_image(path)
     assert f"is {size[0]}x{size[1]} pixels" in str(info.value)
     assert "48x48" in str(info.value)
 
 
 def test_read_silhouette_image_takes_the_model_size(tmp_path):
     path = _save(tmp_path / "in.png", _silhouette(96))
-    assert edit_lib.read_silhouette_image(path, 96).shape == (96, 96, 3)
+    assert editing.read_silhouette_image(path, 96).shape == (96, 96, 3)
 
 
 def test_read_silhouette_image_rejects_non_images(tmp_path):
     text_file = tmp_path / "notes.png"
     text_file.write_text("circle is red")
-    with pytest.raises(cli_errors.ImageError, match="not an image"):
-        edit_lib.read_silhouette_image(str(text_file))
-    with pytest.raises(cli_errors.ImageError, match="not found"):
-        edit_lib.read_silhouette_image(str(tmp_path / "missing.png"))
-    with pytest.raises(cli_errors.ImageError, match="not found"):
-        edit_lib.read_silhouette_image(str(tmp_path))
+    with pytest.raises(errors.ImageError, match="not an image"):
+        editing.read_silhouette_image(str(text_file))
+    with pytest.raises(errors.ImageError, match="not found"):
+        editing.read_silhouette_image(str(tmp_path / "missing.png"))
+    with pytest.raises(errors.ImageError, match="not found"):
+        editing.read_silhouette_image(str(tmp_path))
 
 
 def test_read_silhouette_image_rejects_a_truncated_png(tmp_path):
@@ -145,8 +146,8 @@ def test_read_silhouette_image_rejects_a_truncated_png(tmp_path):
     _save(full, noise.astype(np.uint8))
     cut = tmp_path / "cut.png"
     cut.write_bytes(full.read_bytes()[:-2000])
-    with pytest.raises(cli_errors.ImageError, match="damaged"):
-        edit_lib.read_silhouette_image(str(cut))
+    with pytest.raises(errors.ImageError, match="damaged"):
+        editing.read_silhouette_image(str(cut))
 
 
 # Model paths.
@@ -181,11 +182,11 @@ def _fake_keras_archive(path, config=None, members=("config.json",)):
 
 def test_resolve_model_path_accepts_file_workdir_and_export(tmp_path):
     keras_file = _fake_keras_archive(tmp_path / "a.keras")
-    assert edit_lib.resolve_model_path(keras_file) == keras_file
+    assert editing.resolve_model_path(keras_file) == keras_file
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     inside = _fake_keras_archive(workdir / "model.keras")
-    assert edit_lib.resolve_model_path(str(workdir)) == inside
+    assert editing.resolve_model_path(str(workdir)) == inside
 
 
 @pytest.mark.parametrize(
@@ -199,23 +200,21 @@ def test_resolve_model_path_accepts_file_workdir_and_export(tmp_path):
 def test_resolve_model_path_rejects(tmp_path, name, fragment):
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "weights.h5").write_bytes(b"x")
-    with pytest.raises(cli_errors.ModelFileError) as info:
-        edit_lib.resolve_model_path(str(tmp_path / name))
+    with pytest.raises(errors.ModelFileError) as info:
+        editing.resolve_model_path(str(tmp_path / name))
     assert fragment in str(info.value)
     assert ".keras file, a training workdir or an export" in str(info.value)
 
 
 def test_inspect_model_file_reads_size_and_outputs(tmp_path):
-    info = edit_lib.inspect_model_file(
-        _fake_keras_archive(tmp_path / "m.keras")
-    )
+    info = editing.inspect_model_file(_fake_keras_archive(tmp_path / "m.keras"))
     assert info.image_size == 96
     assert info.output_names == ("attention_weights", "logits")
 
 
 def test_inspect_model_file_without_an_image_input(tmp_path):
     path = _fake_keras_archive(tmp_path / "m.keras", config={"config": {}})
-    assert edit_lib.inspect_model_file(path).image_size is None
+    assert editing.inspect_model_file(path).image_size is None
 
 
 @pytest.mark.parametrize(
@@ -234,8 +233,8 @@ def test_inspect_model_file_rejects_corrupt_files(tmp_path, damage):
     else:
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("config.json", "{not json")
-    with pytest.raises(cli_errors.ModelFileError) as info:
-        edit_lib.inspect_model_file(str(path))
+    with pytest.raises(errors.ModelFileError) as info:
+        editing.inspect_model_file(str(path))
     assert "corrupt model file" in str(info.value)
     assert "keras.Model.save" in str(info.value)
 
@@ -245,7 +244,7 @@ def test_inspect_model_file_rejects_corrupt_files(tmp_path, damage):
 
 def test_colorize_labels_matches_a_per_pixel_reference():
     labels = np.random.default_rng(0).integers(0, 7, size=(2, 5, 6))
-    colored = edit_lib.colorize_labels(labels)
+    colored = editing.colorize_labels(labels)
     assert colored.dtype == np.uint8 and colored.shape == (2, 5, 6, 3)
     for index in np.ndindex(labels.shape):
         label = labels[index]
@@ -257,14 +256,14 @@ def test_colorize_labels_matches_a_per_pixel_reference():
 
 def test_colorize_labels_rejects_labels_outside_the_palette():
     with pytest.raises(ValueError, match="0..6"):
-        edit_lib.colorize_labels(np.array([[7]]))
+        editing.colorize_labels(np.array([[7]]))
     with pytest.raises(ValueError, match="0..2"):
-        edit_lib.colorize_labels(np.array([[3]]), palette=((1, 2, 3),) * 2)
+        editing.colorize_labels(np.array([[3]]), palette=((1, 2, 3),) * 2)
 
 
 def test_upscale_is_nearest_neighbour():
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    big = edit_lib.upscale(pixels, 4)
+    big = editing.upscale(pixels, 4)
     assert big.shape == (8, 12, 3)
     for i, j in np.ndindex(8, 12):
         np.testing.assert_array_equal(big[i, j], pixels[i // 4, j // 4])
@@ -273,26 +272,26 @@ def test_upscale_is_nearest_neighbour():
 @pytest.mark.parametrize("scale", [0, 65, 2.0, True, "2"])
 def test_upscale_rejects_bad_scales(scale):
     with pytest.raises(ValueError, match="scale must be an integer in 1..64"):
-        edit_lib.upscale(np.zeros((2, 2, 3)), scale)
+        editing.upscale(np.zeros((2, 2, 3)), scale)
 
 
 def test_write_png_atomically_writes_and_replaces(tmp_path):
     path = str(tmp_path / "out.png")
     first = _silhouette()
-    edit_lib.write_png_atomically(path, first)
+    editing.write_png_atomically(path, first)
     second = 255 - first
-    edit_lib.write_png_atomically(path, second)
+    editing.write_png_atomically(path, second)
     np.testing.assert_array_equal(np.asarray(Image.open(path)), second)
     assert os.listdir(tmp_path) == ["out.png"]
 
 
 def test_write_png_atomically_leaves_nothing_on_failure(tmp_path):
     path = str(tmp_path / "out.png")
-    edit_lib.write_png_atomically(path, _silhouette())
+    editing.write_png_atomically(path, _silhouette())
     before = open(path, "rb").read()
     with pytest.raises(TypeError):
         # Pillow cannot write a 4-D array: the old file must survive intact.
-        edit_lib.write_png_atomically(path, np.zeros((2, 2, 2, 2), np.uint8))
+        editing.write_png_atomically(path, np.zeros((2, 2, 2, 2), np.uint8))
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["out.png"]
 
@@ -307,8 +306,8 @@ def test_write_png_atomically_leaves_nothing_on_failure(tmp_path):
 )
 def test_check_output_path_rejects(tmp_path, name, fragment):
     (tmp_path / "a_dir.png").mkdir()
-    with pytest.raises(cli_errors.OutputError) as info:
-        edit_lib.check_output_path(str(tmp_path / name), "--out")
+    with pytest.raises(errors.OutputError) as info:
+        editing.check_output_path(str(tmp_path / name), "--out")
     assert fragment in str(info.value) and "--out=" in str(info.value)
 
 
@@ -321,18 +320,18 @@ def test_cell_colors_votes_over_silhouette_pixels():
     silhouette[40:44, 20:28] = 0  # cell 7
     labels[40:44, 20:28] = 6  # yellow
     labels[20:28, 20:28] = 2  # cell 4 has labels but no silhouette
-    names = edit_lib.cell_colors(silhouette, labels)
+    names = editing.cell_colors(silhouette, labels)
     assert names == ("red", "-", "-", "-", "-", "-", "-", "yellow", "-")
 
 
 def test_write_example_writes_a_usable_input(tmp_path):
-    image_path, text_path, target_path = edit_lib.write_example(
+    image_path, text_path, target_path = editing.write_example(
         tmp_path / "example", num_direct=6, index=3
     )
-    image = edit_lib.read_silhouette_image(image_path)
+    image = editing.read_silhouette_image(image_path)
     # Black shapes on white: only those two values.
     assert set(np.unique(image)) <= {0, 255} and (image == 0).any()
-    ids, _ = edit_lib.parse_description(open(text_path).read())
+    ids, _ = editing.parse_description(open(text_path).read())
     assert ids.shape == (9, 3)
     # The first six sentences are direct ("<shape> is <colour>").
     assert (ids[:6, 1] == TOKENS.index("is")).all()
@@ -342,8 +341,8 @@ def test_write_example_writes_a_usable_input(tmp_path):
 
 
 def test_write_example_rejects_a_bad_num_direct(tmp_path):
-    with pytest.raises(cli_errors.UsageError, match="num_direct"):
-        edit_lib.write_example(tmp_path, num_direct=12)
+    with pytest.raises(errors.UsageError, match="num_direct"):
+        editing.write_example(tmp_path, num_direct=12)
 
 
 # Running a model.
@@ -361,11 +360,11 @@ def test_run_model_reports_the_step_each_region_kept(cell, stop_shape):
     import keras
 
     from experiments.configs import cosal
-    from lbie_tf import cosal_models
+    from lbie_tf.cosal import models
 
     keras.utils.set_random_seed(0)
-    model = cosal_models.build_cosal_model(cosal.get_config(cell).model)
-    result = edit_lib.run_model(model, _silhouette(), _expected_ids())
+    model = models.build_cosal_model(cosal.get_config(cell).model)
+    result = editing.run_model(model, _silhouette(), _expected_ids())
     assert result.labels.shape == (48, 48)
     if stop_shape is None:
         assert result.stop_steps is None
@@ -374,4 +373,4 @@ def test_run_model_reports_the_step_each_region_kept(cell, stop_shape):
     assert result.stop_steps.dtype == np.int64
     assert 0 <= result.stop_steps.min() <= result.stop_steps.max() < 4
     if cell.startswith("paper"):
-        assert cosal_models.gate_threshold(model) == 0.5
+        assert models.gate_threshold(model) == 0.5

@@ -1,15 +1,19 @@
 """The main job: build CoSaL, train, evaluate, export and edit one image."""
 
+import copy
 import json
 import os
 import time
 
-from lbie_tf import edit_lib, export_lib, train_lib
+from lbie_tf.core import export_lib, train_lib
+from lbie_tf.cosal import editing
 
 
 def demo_overrides(config, train_size=10_000, test_size=1_000, epochs=None):
     """Shrinks a CoSaL config to the demo's size (a custom builder config)
-    and, unless `epochs` is None, its training length."""
+    and, unless `epochs` is None, its training length; returns a new
+    config."""
+    config = copy.deepcopy(config)
     config.data.overrides.train_size = train_size
     config.data.overrides.test_size = test_size
     config.data.train_examples = -1
@@ -39,7 +43,7 @@ def run_demo(config, workdir, example_index=0):
     )
     example_dir = os.path.join(workdir, "example")
     num_direct = int(config.data.name.split("_")[1])
-    image_path, text_path, target_path = edit_lib.write_example(
+    image_path, text_path, target_path = editing.write_example(
         example_dir,
         num_direct=num_direct,
         index=example_index,
@@ -47,7 +51,7 @@ def run_demo(config, workdir, example_index=0):
     )
     with open(text_path) as file:
         text = ". ".join(line.strip() for line in file if line.strip())
-    edited = edit_lib.edit(
+    edited = editing.edit(
         exported.keras_path,
         image_path,
         text,
@@ -58,8 +62,8 @@ def run_demo(config, workdir, example_index=0):
     summary = {
         "iou_shapes": results["iou_shapes"],
         "miou_colors": results["miou_colors"],
-        "paper_iou": results.get("paper_iou"),
-        "train_wall_s": results.get("wall_s"),
+        "paper_iou": results["paper_iou"],
+        "train_wall_s": results["wall_s"],
         "total_wall_s": round(time.perf_counter() - start, 1),
         "workdir": workdir,
         "model_keras": os.path.join(workdir, "model.keras"),

@@ -7,7 +7,7 @@ from keras_layers.bilinear_upsampling import BilinearConv2DTranspose
 from keras_layers.hierarchical_text_encoder import HierarchicalTextEncoder
 from keras_layers.mixture_termination import MixtureTermination
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
-from lbie_tf.cosal_paper_model import concatenate_last_text_vector
+from lbie_tf.cosal.paper_model import concatenate_last_text_vector
 
 
 def encode_image(image, ngf):
@@ -113,7 +113,7 @@ def build_original_model(model_config):
     ngf = model_config.ngf
     num_steps = model_config.num_steps
     num_classes = model_config.num_classes
-    seed = model_config.get("seed", None)
+    seed = model_config.seed
     image = keras.Input((size, size, 3), dtype="uint8", name="image")
     sentences = keras.Input((9, 3), dtype="int32", name="sentences")
 
@@ -123,8 +123,8 @@ def build_original_model(model_config):
         sentence_units=model_config.sentence_units,
         vocabulary_size=model_config.vocabulary_size,
         embedding="one_hot",
-        word_bidirectional=model_config.get("word_bidirectional", False),
-        unit_forget_bias=model_config.get("unit_forget_bias", False),
+        word_bidirectional=model_config.word_bidirectional,
+        unit_forget_bias=model_config.unit_forget_bias,
         seed=seed,
         name="text_encoder",
     )(sentences)
@@ -162,7 +162,7 @@ def build_original_model(model_config):
     _, _, rows, cols, channels = step_states.shape
     output_channels = num_classes + 1 if num_steps > 1 else num_classes
     # A config without the key predates the switch: the released decoder.
-    if model_config.get("decoder", "deconv") == "deconv":
+    if model_config.decoder == "deconv":
         decoder = build_decoder((rows, cols, channels), ngf, output_channels)
     else:
         decoder = build_classifier_upsampling(

@@ -212,7 +212,7 @@ def run_cells(configs, workdir, commands, results_dir, settings=None):
     Returns:
       The rows of the cells run here.
     """
-    from lbie_tf import train_lib
+    from lbie_tf.core import train_lib
 
     rows = []
     for name, config in configs.items():

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from data_builders.cosal import generator
-from lbie_tf import cosal_input
+from lbie_tf.cosal import input_pipeline
 
 
 def _examples(num, num_direct=8):
@@ -22,7 +22,7 @@ def _examples(num, num_direct=8):
 
 def test_pipeline_batches_inputs_and_targets_with_contract_dtypes():
     dataset, examples = _examples(10)
-    batches = list(cosal_input.build_pipeline(dataset, 4, training=False))
+    batches = list(input_pipeline.build_pipeline(dataset, 4, training=False))
     assert [len(b[0]["image"]) for b in batches] == [4, 4, 2]
     inputs, targets = batches[0]
     assert inputs["image"].dtype == tf.uint8
@@ -40,7 +40,7 @@ def test_pipeline_batches_inputs_and_targets_with_contract_dtypes():
 
 def test_training_pipeline_shuffles_every_epoch_and_drops_remainder():
     dataset, examples = _examples(12)
-    pipeline = cosal_input.build_pipeline(
+    pipeline = input_pipeline.build_pipeline(
         dataset, 5, training=True, shuffle_buffer=12, seed=1
     )
     epochs = [
@@ -55,15 +55,15 @@ def test_training_pipeline_shuffles_every_epoch_and_drops_remainder():
 
 def test_model_targets_and_split_names():
     dataset, _ = _examples(3)
-    pipeline = cosal_input.with_model_targets(
-        cosal_input.build_pipeline(dataset, 3, training=False), "logits"
+    pipeline = input_pipeline.with_model_targets(
+        input_pipeline.build_pipeline(dataset, 3, training=False), "logits"
     )
     _, targets = next(iter(pipeline))
     assert list(targets) == ["logits"]
-    assert cosal_input.split_name("train", 100) == "train[:100]"
-    assert cosal_input.split_name("test") == "test"
+    assert input_pipeline.split_name("train", 100) == "train[:100]"
+    assert input_pipeline.split_name("test") == "test"
     with pytest.raises(ValueError, match="batch_size"):
-        cosal_input.build_pipeline(dataset, 0, training=False)
+        input_pipeline.build_pipeline(dataset, 0, training=False)
 
 
 def test_reads_a_tiny_custom_builder(tmp_path):
@@ -74,14 +74,14 @@ def test_reads_a_tiny_custom_builder(tmp_path):
             "overrides": {"train_size": 6, "test_size": 3},
         }
     )
-    builder = cosal_input.prepare(cosal_input.get_builder(data_config))
-    assert cosal_input.num_split_examples(builder, "train", 4) == 4
-    assert cosal_input.num_split_examples(builder, "test") == 3
-    train = cosal_input.make_dataset(
+    builder = input_pipeline.prepare(input_pipeline.get_builder(data_config))
+    assert input_pipeline.num_split_examples(builder, "train", 4) == 4
+    assert input_pipeline.num_split_examples(builder, "test") == 3
+    train = input_pipeline.make_dataset(
         builder, "train", 2, training=True, num_examples=4
     )
     assert sum(len(b[0]["image"]) for b in train) == 4
-    test = list(cosal_input.make_dataset(builder, "test", 2, training=False))
+    test = list(input_pipeline.make_dataset(builder, "test", 2, training=False))
     assert sum(len(b[0]["image"]) for b in test) == 3
     _, example = next(iter(generator.generate_split("test", 1, 0, 6)))
     np.testing.assert_array_equal(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lbie_tf import explain_figure
+from lbie_tf.cosal import explain_figure
 
 SENTENCES = tuple(f"sentence number {k}" for k in range(9))
 

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf import cosal_models, train_lib
+from lbie_tf.core import train_lib
+from lbie_tf.cosal import models
 
 _CONFIG_PATH = (
     pathlib.Path(__file__).parents[2] / "experiments" / "configs" / "cosal.py"
@@ -45,7 +46,7 @@ def _expected_shapes(family, num_steps, attention, batch=2):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_contract_shapes_and_keras_round_trip(family, variant, tmp_path):
     config = cosal_config.get_config(f"{family}_{variant}_d4")
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     inputs = _inputs()
     outputs = model(inputs, training=False)
     shapes = {key: tuple(value.shape) for key, value in outputs.items()}
@@ -69,14 +70,14 @@ def test_training_step_lowers_loss_and_uses_moving_statistics(cell):
     config = cosal_config.get_config(cell)
     config.train.learning_rate = 3e-3
     model = train_lib.compile_model(
-        cosal_models.build_cosal_model(config.model),
+        models.build_cosal_model(config.model),
         config,
         steps_per_epoch=1,
     )
     inputs = _inputs(batch=4, seed=1)
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 7, (4, 48, 48)).astype("uint8")
-    key = cosal_models.target_output(config.model)
+    key = models.target_output(config.model)
     first = model.train_on_batch(inputs, {key: labels})
     for _ in range(4):
         last = model.train_on_batch(inputs, {key: labels})
@@ -94,7 +95,7 @@ def test_training_step_lowers_loss_and_uses_moving_statistics(cell):
 
 def test_normalizes_uint8_images_itself():
     config = cosal_config.get_config("paper_t1_attn_d4")
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     normalize = model.get_layer("normalize")
     out = np.asarray(normalize(np.array([[[[0, 255, 51]]]], "uint8")))
     np.testing.assert_allclose(out, [[[[-0.5, 0.5, -0.3]]]], atol=1e-6)
@@ -104,20 +105,20 @@ def test_termination_config_reaches_the_gate():
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.termination_initial_bias = -1.5
     assert config.model.termination_warmup == pytest.approx(1 / 3)
-    model = cosal_models.build_cosal_model(config.model, training_steps=90)
+    model = models.build_cosal_model(config.model, training_steps=90)
     gate = model.get_layer("fusion").termination_gate
     assert float(gate.gate_bias) == -1.5
     assert gate.warmup_steps == 30 and gate.warmup_selection == "uniform"
     config.model.termination_warmup_selection = "last"
-    model = cosal_models.build_cosal_model(config.model, training_steps=90)
+    model = models.build_cosal_model(config.model, training_steps=90)
     assert model.get_layer("fusion").termination_gate.warmup_selection == (
         "last"
     )
     # Built only to run (no training length): no warm-up.
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     assert model.get_layer("fusion").termination_gate.warmup_steps == 0
     config.model.termination_warmup = 0.0
-    model = cosal_models.build_cosal_model(config.model, training_steps=90)
+    model = models.build_cosal_model(config.model, training_steps=90)
     assert model.get_layer("fusion").termination_gate.warmup_steps == 0
 
 
@@ -125,22 +126,20 @@ def test_kept_steps_is_the_last_step_during_warmup():
     config = cosal_config.get_config("paper_t4_attn_d4")
     # Gates at sigmoid(3) fire at step 1 once the warm-up is over.
     config.model.termination_initial_bias = 3.0
-    model = cosal_models.build_cosal_model(config.model, training_steps=15)
+    model = models.build_cosal_model(config.model, training_steps=15)
     gate = model.get_layer("fusion").termination_gate
     outputs = model(_inputs(), training=False)
-    np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
+    np.testing.assert_array_equal(models.kept_steps(model, outputs), 3)
     # At the end of the warm-up the gate has had no training yet.
     gate.step.assign(5)
     outputs = model(_inputs(), training=False)
-    np.testing.assert_array_equal(cosal_models.kept_steps(model, outputs), 3)
+    np.testing.assert_array_equal(models.kept_steps(model, outputs), 3)
     gate.step.assign(6)
     outputs = model(_inputs(), training=False)
-    kept = cosal_models.kept_steps(model, outputs)
+    kept = models.kept_steps(model, outputs)
     np.testing.assert_array_equal(
         kept,
-        cosal_models.first_firing_steps(
-            np.asarray(outputs["stop_probabilities"])
-        ),
+        models.first_firing_steps(np.asarray(outputs["stop_probabilities"])),
     )
     assert np.mean(kept == 0) > 0.5
 
@@ -149,31 +148,31 @@ def test_bad_model_configs_raise():
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.family = "vgg"
     with pytest.raises(ValueError, match="family"):
-        cosal_models.build_cosal_model(config.model)
+        models.build_cosal_model(config.model)
     config = cosal_config.get_config("paper_t1_noattn_d4")
     config.model.num_steps = 4
     with pytest.raises(ValueError, match="num_steps"):
-        cosal_models.build_cosal_model(config.model)
+        models.build_cosal_model(config.model)
     config = cosal_config.get_config("paper_t4_attn_d4")
     config.model.termination_warmup = 1.0
     with pytest.raises(ValueError, match="termination_warmup"):
-        cosal_models.build_cosal_model(config.model, training_steps=10)
+        models.build_cosal_model(config.model, training_steps=10)
     config = cosal_config.get_config("original_t4_attn_d4")
     config.model.image_size = 96
     with pytest.raises(ValueError, match="image_size"):
-        cosal_models.build_cosal_model(config.model)
-    assert cosal_models.target_output(config.model) == "step_logits"
+        models.build_cosal_model(config.model)
+    assert models.target_output(config.model) == "step_logits"
     config = cosal_config.get_config("original_t1_attn_d8")
     config.model.decoder = "unet"
     with pytest.raises(ValueError, match="decoder.*classifier_upsampling"):
-        cosal_models.build_cosal_model(config.model)
+        models.build_cosal_model(config.model)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_original_with_the_papers_head(variant, tmp_path):
     config = cosal_config.get_config(f"original_{variant}_d4")
     assert config.model.decoder == "classifier_upsampling"
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     decoder = model.get_layer("decoder")
     assert [layer.name for layer in decoder.layers[1:]] == [
         "classifier_hidden",
@@ -194,7 +193,7 @@ def test_original_with_the_papers_head(variant, tmp_path):
 def test_original_with_the_released_decoder(variant, tmp_path):
     config = cosal_config.get_config(f"original_{variant}_d4")
     config.model.decoder = "deconv"
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     names = [layer.name for layer in model.get_layer("decoder").layers]
     assert names[1:4] == ["deconv1", "deconv1_bn", "deconv1_relu"]
     assert names[-1] == "output_conv"
@@ -202,7 +201,7 @@ def test_original_with_the_released_decoder(variant, tmp_path):
 
 
 def test_original_decoder_without_batch_norm():
-    from lbie_tf.cosal_original_model import build_decoder
+    from lbie_tf.cosal.released_model import build_decoder
 
     decoder = build_decoder((3, 3, 256), 16, 8, batch_norm=False)
     names = [layer.name for layer in decoder.layers]
@@ -232,7 +231,7 @@ def test_original_t4_step_logits_decode_each_step_of_each_example():
     # fusion's step-t state of example b alone (inference-mode batch norm
     # treats every sample on its own).
     config = cosal_config.get_config("original_t4_attn_d4")
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     inputs = _inputs(batch=3, seed=1)
     step_logits = np.asarray(model(inputs, training=False)["step_logits"])
     fusion = model.get_layer("fusion")
@@ -260,7 +259,7 @@ def test_original_t4_step_logits_decode_each_step_of_each_example():
 def test_compile_model_needs_the_epoch_length_of_a_decaying_schedule():
     config = cosal_config.get_config("paper_t1_attn_d8")
     config.train.learning_rate_schedule = "cosine"
-    model = cosal_models.build_cosal_model(config.model)
+    model = models.build_cosal_model(config.model)
     with pytest.raises(ValueError, match="steps_per_epoch"):
         train_lib.compile_model(model, config)
     compiled = train_lib.compile_model(model, config, steps_per_epoch=50)
@@ -281,9 +280,7 @@ def test_first_firing_steps_recovers_the_gate_decision():
     survival = np.cumprod(np.concatenate([[[1.0]] * 4, 1 - gates], 1), 1)
     beta = gates * survival[:, :-1]
     np.testing.assert_allclose(beta.sum(axis=-1), 1.0)
+    np.testing.assert_array_equal(models.first_firing_steps(beta), [0, 1, 3, 2])
     np.testing.assert_array_equal(
-        cosal_models.first_firing_steps(beta), [0, 1, 3, 2]
-    )
-    np.testing.assert_array_equal(
-        cosal_models.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
+        models.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
     )

@@ -1,45 +1,12 @@
-"""Evaluates a CoSaL model on the whole test split and writes eval.json."""
+"""CoSaL's whole-split evaluation: both IoUs and the two diagnostics."""
 
-import json
-import os
 import time
 
-import keras
-import ml_collections
 import numpy as np
 import tensorflow as tf
 
-# Importing cosal_models registers every custom layer the models use, so
-# that load_model finds them.
-from lbie_tf import cli_errors, cosal_input, cosal_losses, cosal_models  # noqa: F401
-from lbie_tf.cosal_metrics import ColorMeanIoU, ShapeAverageIoU
-
-
-def write_json(path, value):
-    """Writes JSON atomically: a temporary file renamed over `path`."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
-def read_config(workdir):
-    """The resolved config a training run wrote into its workdir."""
-    path = os.path.join(workdir, "config.json")
-    if not tf.io.gfile.exists(path):
-        raise cli_errors.ModelFileError(
-            f"No training config at {path}; --workdir must be a directory "
-            "written by `python -m experiments.train`."
-        )
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
-    except json.JSONDecodeError as error:
-        raise cli_errors.ModelFileError(
-            f"Corrupt training config {path} ({error}); rerun training or "
-            "restore the file."
-        ) from None
+from lbie_tf.cosal import input_pipeline, models
+from lbie_tf.cosal.metrics import ColorMeanIoU, ShapeAverageIoU
 
 
 def predicted_labels(outputs):
@@ -50,7 +17,7 @@ def predicted_labels(outputs):
 # How many test images the text-sensitivity check reads (a second forward
 # pass each).
 TEXT_SENSITIVITY_IMAGES = 1000
-# The outputs that say which step a T > 1 model kept (cosal_models).
+# The outputs that say which step a T > 1 model kept (models).
 _STOP_OUTPUTS = ("stop_step", "stop_probabilities")
 
 
@@ -58,7 +25,7 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
     """Both CoSaL IoUs of `model` over every example of `dataset`.
 
     Args:
-      model: a CoSaL keras.Model (the contract in cosal_models).
+      model: a CoSaL keras.Model (the contract in models).
       dataset: (inputs, targets) batches as made by `cosal_input`, the
         whole test split (the metrics sum over every batch, they never
         average per-batch values).
@@ -117,7 +84,7 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
             changed_pixels += int(changed)
         batch_size, stops = step(inputs, targets)
         num_examples += int(batch_size)
-        steps = cosal_models.kept_steps(model, stops)
+        steps = models.kept_steps(model, stops)
         if steps is not None:
             counts = np.bincount(steps.reshape(-1), minlength=_num_steps(model))
             kept_counts = (
@@ -154,47 +121,13 @@ def describe_run(config):
     """The Table 2 coordinates of a run, stored beside its numbers."""
     model = config.model
     return {
-        "cell": config.get("cell", None),
+        "cell": config.cell,
         "family": model.family,
         "T": int(model.num_steps),
         "attention": bool(model.attention),
-        "num_direct": int(cosal_input.builder_config(config.data).num_direct),
-        "paper_iou": config.get("paper_iou", None),
+        "num_direct": int(
+            input_pipeline.builder_config(config.data).num_direct
+        ),
+        "paper_iou": config.paper_iou,
         "data": config.data.name,
     }
-
-
-def evaluate_workdir(workdir, data_dir=None, batch_size=None):
-    """Evaluates `<workdir>/model.keras` on the test split of its config.
-
-    Writes `<workdir>/eval.json` and returns its content.
-    """
-    config = read_config(workdir)
-    if data_dir is not None:
-        config.data.data_dir = data_dir
-    model_path = os.path.join(workdir, "model.keras")
-    if not tf.io.gfile.exists(model_path):
-        raise cli_errors.ModelFileError(
-            f"No trained model at {model_path}; train first with "
-            "`python -m experiments.train --workdir=...`."
-        )
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except (OSError, ValueError) as error:
-        raise cli_errors.ModelFileError(
-            f"Corrupt model file {model_path} ({cli_errors.one_line(error)})"
-            "; retrain or restore it."
-        ) from None
-    builder = cosal_input.prepare(cosal_input.get_builder(config.data))
-    dataset = cosal_input.make_dataset(
-        builder,
-        "test",
-        batch_size or config.eval.batch_size,
-        training=False,
-        cache=False,
-    )
-    results = evaluate_model(model, dataset, config.model.num_classes)
-    results.update(describe_run(config))
-    results["split"] = "test"
-    write_json(os.path.join(workdir, "eval.json"), results)
-    return results

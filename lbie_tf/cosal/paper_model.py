@@ -6,7 +6,7 @@ from keras import layers, ops
 from keras_layers.bilinear_upsampling import BilinearConv2DTranspose
 from keras_layers.hierarchical_text_encoder import HierarchicalTextEncoder
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
-from lbie_tf import cli_errors
+from lbie_tf.core import errors
 
 
 def concatenate_last_text_vector(image_features, text_features):
@@ -42,9 +42,9 @@ def encode_image(image, model_config):
 def warmup_steps(model_config, training_steps):
     """Training batches of the gate warm-up: `termination_warmup` (a
     fraction of the training) times `training_steps`, 0 without them."""
-    fraction = model_config.get("termination_warmup", 0.0)
+    fraction = model_config.termination_warmup
     if isinstance(fraction, bool) or not 0.0 <= fraction < 1.0:
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             "`model.termination_warmup` must be a fraction of the "
             f"training in [0, 1) (0 turns the gate warm-up off, the default "
             f"is 1/3), received: {fraction!r}."
@@ -76,7 +76,7 @@ def build_paper_model(model_config, training_steps=None):
       "stop_probabilities" (B, 6, 6, T) for T > 1.
     """
     size = model_config.image_size
-    seed = model_config.get("seed", None)
+    seed = model_config.seed
     image = keras.Input((size, size, 3), dtype="uint8", name="image")
     sentences = keras.Input((9, 3), dtype="int32", name="sentences")
 
@@ -106,13 +106,9 @@ def build_paper_model(model_config, training_steps=None):
             termination=model_config.termination,
             temperature=_to_python(model_config.temperature),
             straight_through=model_config.straight_through,
-            termination_initial_bias=model_config.get(
-                "termination_initial_bias", 0.0
-            ),
+            termination_initial_bias=model_config.termination_initial_bias,
             termination_warmup_steps=warmup_steps(model_config, training_steps),
-            termination_warmup_selection=model_config.get(
-                "termination_warmup_selection", "last"
-            ),
+            termination_warmup_selection=model_config.termination_warmup_selection,
             return_attention=True,
             return_stop_probabilities=model_config.termination == "gumbel",
             seed=seed,

@@ -6,32 +6,18 @@ second; TensorFlow and Keras are imported only to load and run the model.
 """
 
 import dataclasses
-import json
 import os
 import tempfile
-import zipfile
 
 import numpy as np
 from PIL import Image
 
 from data_builders.cosal import vocabulary
-from lbie_tf import cli_errors, explain_figure
+from lbie_tf.core import artifacts, errors, images
+from lbie_tf.cosal import explain_figure
 
 DEFAULT_IMAGE_SIZE = 48
-MODEL_FILE_NAME = "model.keras"
 BACKGROUND_RGB = (255, 255, 255)
-MAX_SCALE = 64
-# Keras reports a broken archive with any of these, depending on which part of
-# the file is damaged; anything else is a bug and keeps its traceback.
-_MODEL_LOAD_ERRORS = (
-    ValueError,
-    TypeError,
-    KeyError,
-    OSError,
-    EOFError,
-    zipfile.BadZipFile,
-    json.JSONDecodeError,
-)
 _MODE_NAMES = {
     "1": "1-bit black and white",
     "L": "8-bit grey",
@@ -79,39 +65,6 @@ class EditArtifacts:
     cell_colors: tuple
 
 
-def resolve_model_path(path):
-    """Returns the `.keras` file that `path` names.
-
-    Args:
-      path: a `.keras` file, a training workdir or an export directory (both
-        hold `model.keras`).
-
-    Raises:
-      ModelFileError: if nothing usable is there.
-    """
-    accepted = (
-        "pass a .keras file, a training workdir or an export directory "
-        f"that holds {MODEL_FILE_NAME}"
-    )
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise cli_errors.ModelFileError(
-            f"model not found: {path!r} does not exist; {accepted}."
-        )
-    if os.path.isdir(path):
-        candidate = os.path.join(path, MODEL_FILE_NAME)
-        if not os.path.isfile(candidate):
-            raise cli_errors.ModelFileError(
-                f"directory {path!r} has no {MODEL_FILE_NAME}; {accepted}."
-            )
-        return candidate
-    if not path.endswith(".keras"):
-        raise cli_errors.ModelFileError(
-            f"model file {path!r} is not a .keras file; {accepted}."
-        )
-    return path
-
-
 def _find_input_size(node, name):
     """Returns the spatial size of the InputLayer called `name` in a Keras
     config tree, or None."""
@@ -148,32 +101,7 @@ def inspect_model_file(path):
     Raises:
       ModelFileError: naming the problem.
     """
-    expected = "expected a .keras archive written by keras.Model.save"
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if "config.json" not in names:
-                raise cli_errors.ModelFileError(
-                    f"corrupt model file {path!r}: the archive has no "
-                    f"config.json; {expected}."
-                )
-            bad_member = archive.testzip()
-            if bad_member is not None:
-                raise cli_errors.ModelFileError(
-                    f"corrupt model file {path!r}: {bad_member} is damaged; "
-                    f"{expected}."
-                )
-            config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise cli_errors.ModelFileError(
-            f"corrupt model file {path!r}: not a readable zip archive "
-            f"({cli_errors.one_line(error)}); {expected}."
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise cli_errors.ModelFileError(
-            f"corrupt model file {path!r}: config.json is not valid JSON; "
-            f"{expected}."
-        ) from None
+    config = artifacts.read_model_archive_config(path)
     outputs = ()
     if isinstance(config, dict) and isinstance(config.get("config"), dict):
         output_layers = config["config"].get("output_layers")
@@ -198,7 +126,7 @@ def parse_description(text):
     try:
         ids = vocabulary.text_to_sentence_ids(text)
     except ValueError as error:
-        raise cli_errors.TextError(str(error)) from None
+        raise errors.TextError(str(error)) from None
     sentences = tuple(vocabulary.ids_to_sentence(row) for row in ids)
     return np.asarray(ids, dtype=np.int32), sentences
 
@@ -219,7 +147,7 @@ def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
     )
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise cli_errors.ImageError(
+        raise errors.ImageError(
             f"image not found: {path!r} is not a file; {accepted}."
         )
     try:
@@ -228,75 +156,25 @@ def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
             if mode == "RGB" and size == (image_size, image_size):
                 pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except Image.UnidentifiedImageError:
-        raise cli_errors.ImageError(
+        raise errors.ImageError(
             f"{path!r} is not an image file; {accepted}."
         ) from None
     except (OSError, SyntaxError, ValueError) as error:
-        raise cli_errors.ImageError(
-            f"{path!r} is a damaged image ({cli_errors.one_line(error)}); "
+        raise errors.ImageError(
+            f"{path!r} is a damaged image ({errors.one_line(error)}); "
             f"{accepted}."
         ) from None
     if mode != "RGB":
         description = _MODE_NAMES.get(mode, "unsupported")
-        raise cli_errors.ImageError(
+        raise errors.ImageError(
             f"{path!r} has image mode {mode} ({description}); {accepted} "
             "(mode RGB; convert with Pillow: Image.open(path).convert('RGB'))."
         )
     if size != (image_size, image_size):
-        raise cli_errors.ImageError(
+        raise errors.ImageError(
             f"{path!r} is {size[0]}x{size[1]} pixels; {accepted}."
         )
     return pixels
-
-
-def check_output_path(path, flag_name="--out"):
-    """Checks that a PNG can be written at `path` without writing anything.
-
-    Raises:
-      OutputError: if the name does not end in .png, names a directory, or
-        its directory does not exist or is not writable.
-    """
-    path = os.fspath(path)
-    if not path.lower().endswith(".png"):
-        raise cli_errors.OutputError(
-            f"{flag_name}={path!r} must name a .png file."
-        )
-    if os.path.isdir(path):
-        raise cli_errors.OutputError(
-            f"{flag_name}={path!r} is a directory; pass a .png file name."
-        )
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise cli_errors.OutputError(
-            f"{flag_name}={path!r}: directory {directory!r} does not exist."
-        )
-    if not os.access(directory, os.W_OK):
-        raise cli_errors.OutputError(
-            f"{flag_name}={path!r}: directory {directory!r} is not writable."
-        )
-    return path
-
-
-def write_png_atomically(path, pixels):
-    """Writes `pixels` (uint8 H x W x 3) as a PNG so that `path` never holds a
-    half-written file: the PNG goes to a temporary file beside it, which then
-    replaces `path` in one rename."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary_path = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(
-                file, format="PNG"
-            )
-        os.replace(temporary_path, path)
-    except BaseException:
-        if os.path.exists(temporary_path):
-            os.remove(temporary_path)
-        raise
-    return path
 
 
 def colorize_labels(labels, palette=vocabulary.COLOR_RGB):
@@ -318,25 +196,6 @@ def colorize_labels(labels, palette=vocabulary.COLOR_RGB):
             f"{labels.min()}..{labels.max()}."
         )
     return lookup[labels.astype(np.int64)]
-
-
-def _is_scale(value):
-    return (
-        isinstance(value, (int, np.integer))
-        and not isinstance(value, bool)
-        and 1 <= value <= MAX_SCALE
-    )
-
-
-def upscale(pixels, scale):
-    """Enlarges an image `scale` times with nearest-neighbour sampling, so the
-    cells stay crisp for viewing."""
-    if not _is_scale(scale):
-        raise ValueError(
-            f"scale must be an integer in 1..{MAX_SCALE}; received {scale!r}."
-        )
-    pixels = np.asarray(pixels)
-    return np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
 
 
 def cell_colors(silhouette, labels, grid_size=3):
@@ -369,22 +228,11 @@ def load_model(path):
     Raises:
       ModelFileError: if the path is missing or the file is not a model.
     """
-    model_file = inspect_model_file(resolve_model_path(path))
-    _, keras = cli_errors.import_tensorflow_quietly()
-    # Importing the model module registers the project's custom layers, which
+    # Importing the model module registers the custom layers that
     # keras.saving.load_model needs to rebuild the model.
-    from lbie_tf import cosal_models  # noqa: F401
+    from lbie_tf.cosal import models  # noqa: F401
 
-    try:
-        return keras.saving.load_model(model_file.path, compile=False)
-    except _MODEL_LOAD_ERRORS as error:
-        message = cli_errors.one_line(error)
-        if len(message) > 300:
-            message = message[:300] + "..."
-        raise cli_errors.ModelFileError(
-            f"cannot load model {model_file.path!r} ({message}); expected a "
-            ".keras archive of a CoSaL model written by keras.Model.save."
-        ) from None
+    return artifacts.load_model(path, what="a CoSaL model")
 
 
 def model_image_size(model):
@@ -405,7 +253,7 @@ def run_model(model, image, sentence_ids):
     """
     from keras import ops
 
-    from lbie_tf import cosal_models
+    from lbie_tf.cosal import models
 
     outputs = model(
         {
@@ -419,7 +267,7 @@ def run_model(model, image, sentence_ids):
     attention = outputs.get("attention_weights")
     if attention is not None:
         attention = ops.convert_to_numpy(attention)[0]
-    stop_steps = cosal_models.kept_steps(model, outputs)
+    stop_steps = models.kept_steps(model, outputs)
     return EditResult(
         labels=labels,
         colored_image=colorize_labels(labels),
@@ -450,21 +298,21 @@ def edit(
       UserError: (a subclass) naming what is wrong with an input.
     """
     for name, value in (("scale", scale), ("explain_scale", explain_scale)):
-        if not _is_scale(value):
-            raise cli_errors.UsageError(
-                f"--{name} must be an integer in 1..{MAX_SCALE}; "
+        if not images.is_scale(value):
+            raise errors.UsageError(
+                f"--{name} must be an integer in 1..{images.MAX_SCALE}; "
                 f"received {value!r}."
             )
-    check_output_path(out_path, "--out")
+    artifacts.check_output_path(out_path, "--out")
     if explain_path is not None:
-        check_output_path(explain_path, "--explain")
+        artifacts.check_output_path(explain_path, "--explain")
         if os.path.abspath(explain_path) == os.path.abspath(out_path):
-            raise cli_errors.UsageError(
+            raise errors.UsageError(
                 f"--explain and --out name the same file {out_path!r}; "
                 "pass two different .png files."
             )
     sentence_ids, sentences = parse_description(text)
-    model_file = inspect_model_file(resolve_model_path(model_path))
+    model_file = inspect_model_file(artifacts.resolve_model_path(model_path))
     image_size = model_file.image_size or DEFAULT_IMAGE_SIZE
     image = read_silhouette_image(image_path, image_size)
     if (
@@ -472,7 +320,7 @@ def edit(
         and model_file.output_names
         and "attention_weights" not in model_file.output_names
     ):
-        raise cli_errors.UsageError(
+        raise errors.UsageError(
             f"--explain needs a model with attention; {model_file.path!r} has "
             f"none (its outputs: {', '.join(model_file.output_names)})."
         )
@@ -481,11 +329,11 @@ def edit(
     if model_image_size(model) != image_size:
         image = read_silhouette_image(image_path, model_image_size(model))
     result = run_model(model, image, sentence_ids)
-    picture = upscale(result.colored_image, scale)
+    picture = images.upscale(result.colored_image, scale)
     explanation = None
     if explain_path is not None:
         if result.attention_weights is None:
-            raise cli_errors.UsageError(
+            raise errors.UsageError(
                 f"--explain needs a model with attention; {model_file.path!r} "
                 "outputs no attention_weights."
             )
@@ -498,9 +346,9 @@ def edit(
             if result.stop_steps is None
             else explain_figure.cell_stop_steps(result.stop_steps),
         )
-    write_png_atomically(out_path, picture)
+    images.write_png(out_path, picture)
     if explanation is not None:
-        write_png_atomically(explain_path, explanation)
+        images.write_png(explain_path, explanation)
     return EditArtifacts(
         out_path=out_path,
         explain_path=explain_path,
@@ -523,20 +371,19 @@ def write_example(directory, num_direct=8, index=0, seed=0):
         rng = generator.example_rng(seed, "test", index)
         example = generator.generate_example(rng, num_direct)
     except ValueError as error:
-        raise cli_errors.UsageError(str(error)) from None
+        raise errors.UsageError(str(error)) from None
     directory = os.fspath(directory)
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as error:
-        raise cli_errors.OutputError(
-            f"cannot create directory {directory!r} "
-            f"({cli_errors.one_line(error)})."
+        raise errors.OutputError(
+            f"cannot create directory {directory!r} ({errors.one_line(error)})."
         ) from None
     image_path = os.path.join(directory, "in.png")
     target_path = os.path.join(directory, "target.png")
     text_path = os.path.join(directory, "text.txt")
-    write_png_atomically(image_path, example["image"])
-    write_png_atomically(target_path, example["target"])
+    images.write_png(image_path, example["image"])
+    images.write_png(target_path, example["target"])
     descriptor, temporary_path = tempfile.mkstemp(
         prefix=".text.txt.", suffix=".tmp", dir=directory
     )

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf import cosal_losses
+from lbie_tf.cosal import losses
 
 
 def _log_softmax(x):
@@ -47,10 +47,10 @@ def test_weighted_cross_entropy_matches_numpy():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 7, (2, 4, 5))
     logits = rng.normal(size=(2, 4, 5, 7)).astype("float32") * 3
-    per_pixel = cosal_losses.weighted_pixel_cross_entropy(labels, logits, 10.0)
+    per_pixel = losses.weighted_pixel_cross_entropy(labels, logits, 10.0)
     expected = _numpy_weighted_cross_entropy(labels, logits, 10.0)
     np.testing.assert_allclose(per_pixel, expected, rtol=1e-5, atol=1e-6)
-    loss = cosal_losses.WeightedPixelCrossEntropy(foreground_weight=10.0)
+    loss = losses.WeightedPixelCrossEntropy(foreground_weight=10.0)
     # Keras passes labels as float; the mean runs over every pixel.
     value = loss(labels.astype("float32"), logits)
     np.testing.assert_allclose(float(value), expected.mean(), rtol=1e-5)
@@ -62,24 +62,24 @@ def test_mixture_loss_matches_pixel_loops():
     step_logits = rng.normal(size=(2, 3, 3, 2, 5)).astype("float32") * 2
     step_logits[0, :, 0, 0, 0] = [30.0, -30.0, 30.0]  # gates saturated
     expected = _numpy_mixture_loss(labels, step_logits, 10.0)
-    per_pixel = cosal_losses.weighted_mixture_negative_log_likelihood(
+    per_pixel = losses.weighted_mixture_negative_log_likelihood(
         labels, step_logits, 10.0
     )
     np.testing.assert_allclose(per_pixel, expected, rtol=1e-4, atol=1e-5)
-    loss = cosal_losses.MixtureLikelihoodLoss(foreground_weight=10.0)
+    loss = losses.MixtureLikelihoodLoss(foreground_weight=10.0)
     value = loss(labels.astype("float32"), step_logits)
     np.testing.assert_allclose(float(value), expected.mean(), rtol=1e-4)
 
 
 def test_losses_serialize_and_reject_bad_weights():
     for loss in (
-        cosal_losses.WeightedPixelCrossEntropy(foreground_weight=3.0),
-        cosal_losses.MixtureLikelihoodLoss(foreground_weight=2.0),
+        losses.WeightedPixelCrossEntropy(foreground_weight=3.0),
+        losses.MixtureLikelihoodLoss(foreground_weight=2.0),
     ):
         clone = keras.losses.deserialize(keras.losses.serialize(loss))
         assert type(clone) is type(loss)
         assert clone.get_config() == loss.get_config()
     with pytest.raises(ValueError, match="foreground_weight"):
-        cosal_losses.WeightedPixelCrossEntropy(foreground_weight=0.0)
+        losses.WeightedPixelCrossEntropy(foreground_weight=0.0)
     with pytest.raises(ValueError, match="foreground_weight"):
-        cosal_losses.MixtureLikelihoodLoss(foreground_weight=-1.0)
+        losses.MixtureLikelihoodLoss(foreground_weight=-1.0)

@@ -1,0 +1,1 @@
+"""The task-agnostic core: training, evaluation, export and serving plumbing."""

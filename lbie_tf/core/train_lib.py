@@ -1,0 +1,190 @@
+"""Trains any registered task: strategy scope, model.fit, exact resume,
+chief-only artefacts."""
+
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from lbie_tf.core import artifacts, callbacks, distribute
+from lbie_tf.core import task as task_lib
+
+BACKUP_DIR_NAME = "backup"
+TENSORBOARD_DIR_NAME = "tensorboard"
+
+
+def train_dataset(task, strategy, batch_size, first_epoch, num_epochs, skip):
+    """The training batches from `first_epoch` on, the first `skip` global
+    steps left out (a resumed run's position), distributed by `strategy`.
+
+    `batch_size` is the global batch; each replica gets an equal share.
+    """
+
+    def dataset_fn(input_context):
+        per_replica = input_context.get_per_replica_batch_size(batch_size)
+        dataset = task.build_inputs(
+            "train",
+            training=True,
+            batch_size=per_replica,
+            input_context=input_context,
+            first_epoch=first_epoch,
+            num_epochs=num_epochs,
+        )
+        return dataset.skip(skip) if skip else dataset
+
+    if strategy.num_replicas_in_sync == 1 and not isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ):
+        return dataset_fn(tf.distribute.InputContext())
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def global_batch_size(config, train_examples, strategy):
+    """The configured global batch, at most the training split, and a
+    multiple of the replica count (each replica gets an equal share)."""
+    replicas = strategy.num_replicas_in_sync
+    batch_size = min(config.train.batch_size, train_examples)
+    batch_size -= batch_size % replicas
+    if batch_size < replicas:
+        raise ValueError(
+            f"`train.batch_size` ({config.train.batch_size}) must be at "
+            f"least the number of replicas ({replicas})."
+        )
+    return batch_size
+
+
+def _build_or_resume(task, backup_dir, steps_per_epoch, total_steps):
+    step, backup = callbacks.latest_backup(backup_dir)
+    if backup:
+        print(f"Resuming from {backup} (step {step}).", flush=True)
+        model = keras.saving.load_model(backup)
+        task.compile(model, steps_per_epoch, optimizer=model.optimizer)
+        return model, int(model.optimizer.iterations.numpy())
+    model = task.build_model(training_steps=total_steps)
+    task.compile(model, steps_per_epoch)
+    return model, 0
+
+
+def train_and_evaluate(config, workdir):
+    """Trains the task `config.task` names and evaluates it on its test
+    split.
+
+    Writes into `workdir` (the chief only): config.json (the resolved
+    config), backup/ (the newest training states; a rerun resumes from
+    them exactly), tensorboard/, model.keras and eval.json (the task's
+    whole-split numbers, the run's coordinates, training images, epochs and
+    wall time). With `runtime.deterministic` and a fixed seed, a run killed
+    at any moment and rerun ends with the same weights as an uninterrupted
+    one.
+
+    Returns:
+      The content of eval.json.
+    """
+    start = time.perf_counter()
+    task = task_lib.build_task(config)
+    config = task.config
+    runtime = config.runtime
+    strategy = distribute.make_strategy(
+        runtime.strategy, runtime.num_cpu_devices
+    )
+    chief = distribute.is_chief(strategy)
+    workdir = artifacts.prepare_workdir(workdir)
+    out_dir = distribute.worker_dir(workdir, chief)
+    try:
+        return _train(task, config, strategy, out_dir, start)
+    finally:
+        distribute.remove_worker_dir(out_dir, chief)
+
+
+def _train(task, config, strategy, workdir, start):
+    artifacts.write_json(
+        os.path.join(workdir, artifacts.CONFIG_FILE_NAME), config.to_dict()
+    )
+    keras.utils.set_random_seed(config.seed)
+    if config.runtime.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    task.prepare_data()
+    train_examples = task.num_examples("train")
+    batch_size = global_batch_size(config, train_examples, strategy)
+    steps_per_epoch = train_examples // batch_size
+    epochs = config.train.epochs
+    total_steps = epochs * steps_per_epoch
+    backup_dir = os.path.join(workdir, BACKUP_DIR_NAME)
+    with strategy.scope():
+        model, step = _build_or_resume(
+            task, backup_dir, steps_per_epoch, total_steps
+        )
+
+    log_dir = os.path.join(workdir, TENSORBOARD_DIR_NAME)
+    test = task.build_inputs(
+        "test", training=False, batch_size=config.eval.batch_size
+    )
+    evaluation = callbacks.EvaluationCallback(
+        task,
+        test,
+        os.path.join(log_dir, "test"),
+        every_epochs=config.train.eval_every_epochs,
+    )
+    fit_callbacks = [
+        callbacks.StopOnNonFiniteLoss(backup_dir),
+        callbacks.StepBackup(
+            backup_dir,
+            every_steps=config.train.backup_every_steps,
+            keep=config.train.keep_checkpoints,
+        ),
+        evaluation,
+        keras.callbacks.TensorBoard(
+            log_dir, write_graph=False, update_freq="epoch"
+        ),
+    ]
+    fit_start = time.perf_counter()
+    epoch, skip = divmod(step, steps_per_epoch)
+    if skip:
+        # The rest of the interrupted epoch, then the later epochs: fit's
+        # epochs keep their boundaries and the batches their order.
+        model.fit(
+            train_dataset(task, strategy, batch_size, epoch, 1, skip),
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            steps_per_epoch=steps_per_epoch - skip,
+            callbacks=fit_callbacks,
+            verbose=config.train.verbose,
+        )
+        epoch += 1
+    if epoch < epochs:
+        model.fit(
+            train_dataset(task, strategy, batch_size, epoch, epochs - epoch, 0),
+            initial_epoch=epoch,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            callbacks=fit_callbacks,
+            verbose=config.train.verbose,
+        )
+    fit_s = time.perf_counter() - fit_start
+    artifacts.save_model(
+        model, os.path.join(workdir, artifacts.MODEL_FILE_NAME)
+    )
+
+    if evaluation.last_epoch == epochs:
+        results = dict(evaluation.last_results)
+    else:
+        results = dict(evaluation.evaluate(epochs))
+    results.update(task.describe_run())
+    results.update(
+        {
+            "split": "test",
+            "train_images": train_examples,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "replicas": strategy.num_replicas_in_sync,
+            "strategy": config.runtime.strategy,
+            "fit_s": fit_s,
+            "wall_s": time.perf_counter() - start,
+        }
+    )
+    artifacts.write_json(
+        os.path.join(workdir, artifacts.EVAL_FILE_NAME), results
+    )
+    return results

@@ -1,0 +1,1 @@
+"""CoSaL: colourising shapes with artificial language (paper section 4.1)."""

@@ -1,0 +1,174 @@
+"""CoSaL as a Task: the paper's section 4.1 experiment on the core."""
+
+import copy
+
+from lbie_tf.core import optimizers
+from lbie_tf.core import task as task_lib
+from lbie_tf.cosal import evaluation, input_pipeline, losses, models, summaries
+
+# Fields that configs written by earlier versions lack, with the value those
+# versions used (the original family had only the released decoder, the
+# paper family no gate warm-up, every run a constant learning rate).
+_LEGACY_MODEL_FIELDS = {
+    "original": {
+        "decoder": "deconv",
+        "word_bidirectional": False,
+        "unit_forget_bias": False,
+    },
+    "paper": {
+        "termination_initial_bias": 0.0,
+        "termination_warmup": 0.0,
+        "termination_warmup_selection": "last",
+    },
+}
+_LEGACY_TRAIN_FIELDS = {"learning_rate_schedule": "constant"}
+
+
+def upgrade_legacy_config(config):
+    """Adds the fields an older run's config.json lacks, with the values
+    that run used (in place; `config` is the task's own copy)."""
+    with config.unlocked():
+        model_fields = _LEGACY_MODEL_FIELDS.get(config.model.family, {})
+        for key, value in model_fields.items():
+            if key not in config.model:
+                config.model[key] = value
+        for key, value in _LEGACY_TRAIN_FIELDS.items():
+            if key not in config.train:
+                config.train[key] = value
+        for key in ("cell", "paper_iou"):
+            if key not in config:
+                config[key] = None
+    return config
+
+
+@task_lib.register_task("cosal")
+class CosalTask(task_lib.Task):
+    """Colourising shapes with artificial language (paper section 4.1).
+
+    Args:
+      config: the ConfigDict of experiments/configs/cosal.py, or None for a
+        task used only to export or edit a trained model. The class count
+        follows the dataset (background + its colours); the config given
+        is not changed.
+
+    Raises:
+      UsageError: (a ValueError) naming a model field no builder accepts.
+    """
+
+    def __init__(self, config=None):
+        if config is not None:
+            config = upgrade_legacy_config(copy.deepcopy(config))
+            num_colors = input_pipeline.builder_config(config.data).num_colors
+            config.model.num_classes = num_colors + 1
+            models.check_model_config(config.model)
+        super().__init__(config)
+        self._builder = None
+
+    # === Data ===
+    def prepare_data(self):
+        if self._builder is None:
+            self._builder = input_pipeline.prepare(
+                input_pipeline.get_builder(self.config.data)
+            )
+        return self._builder
+
+    def num_examples(self, split):
+        subset = self.config.data.train_examples if split == "train" else None
+        return input_pipeline.num_split_examples(
+            self.prepare_data(), split, subset
+        )
+
+    def build_inputs(
+        self,
+        split,
+        training,
+        batch_size,
+        input_context=None,
+        first_epoch=0,
+        num_epochs=1,
+    ):
+        builder = self.prepare_data()
+        if not training:
+            return input_pipeline.make_dataset(
+                builder, split, batch_size, training=False
+            )
+        examples = input_pipeline.read_split(
+            builder, split, self.num_examples(split)
+        )
+        shards = (1, 0)
+        if input_context is not None:
+            shards = (
+                input_context.num_input_pipelines,
+                input_context.input_pipeline_id,
+            )
+        dataset = input_pipeline.training_epochs(
+            examples,
+            batch_size,
+            first_epoch,
+            num_epochs,
+            shuffle_buffer=self.config.data.shuffle_buffer,
+            seed=self.config.seed,
+            num_shards=shards[0],
+            shard_index=shards[1],
+        )
+        return input_pipeline.with_model_targets(
+            dataset, models.target_output(self.config.model)
+        )
+
+    # === Model ===
+    def build_model(self, training_steps=None):
+        return models.build_cosal_model(self.config.model, training_steps)
+
+    def build_losses(self):
+        model_config = self.config.model
+        weight = self.config.train.foreground_weight
+        if models.target_output(model_config) == "step_logits":
+            loss = losses.MixtureLikelihoodLoss(
+                weight, epsilon=model_config.termination_epsilon
+            )
+        else:
+            loss = losses.WeightedPixelCrossEntropy(weight)
+        return {models.target_output(model_config): loss}
+
+    def build_optimizer(self, steps_per_epoch):
+        train = self.config.train
+        return optimizers.adam(
+            train.learning_rate,
+            train.learning_rate_schedule,
+            None if steps_per_epoch is None else train.epochs * steps_per_epoch,
+            beta_1=train.beta_1,
+        )
+
+    # === Evaluation ===
+    def evaluate(self, model, dataset):
+        return evaluation.evaluate_model(
+            model, dataset, self.config.model.num_classes
+        )
+
+    def headline(self, results):
+        return (
+            f"iou_shapes {results['iou_shapes']:.4f} (paper "
+            f"{self.config.paper_iou}), miou_colors "
+            f"{results['miou_colors']:.4f}, text sensitivity "
+            f"{results['text_sensitivity']:.3f}"
+        )
+
+    def describe_run(self):
+        return {"task": self.name, **evaluation.describe_run(self.config)}
+
+    def write_summaries(self, writer, model, batch, results, step):
+        summaries.write_summaries(
+            writer,
+            model,
+            batch,
+            results,
+            step,
+            paper_iou=self.config.paper_iou,
+            num_images=self.config.train.num_summary_images,
+        )
+
+    # === Export and editing ===
+    def build_serving(self, model):
+        from lbie_tf.cosal import serving
+
+        return serving.endpoints(model)

@@ -1,0 +1,7 @@
+"""Imports every task wing, so that each registers its Task and layers.
+
+Entry points import this module once; the core finds tasks by name in the
+registry (`lbie_tf.core.task`) and never imports a wing itself.
+"""
+
+from lbie_tf.cosal import task as cosal_task  # noqa: F401
