@@ -59,33 +59,41 @@ def _config(cell):
     return config
 
 
-def time_pipeline(config, num_batches=200):
-    """Images/s of the cached, shuffled training pipeline alone."""
-    from lbie_tf.core import train_lib
+def _task(config):
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.core import task as task_lib
 
-    train, _, _ = train_lib.make_datasets(config)
-    for _ in train:  # The first pass fills the cache.
-        pass
+    return task_lib.build_task(config)
+
+
+def time_pipeline(config, num_batches=200):
+    """Images/s of the cached, shuffled training pipeline alone (the
+    pipeline `fit` reads: (inputs, targets) with every label map)."""
+    from lbie_tf.cosal import input_pipeline
+
+    task = _task(config)
+    builder = task.prepare_data()
+    examples = input_pipeline.read_split(
+        builder, "train", task.num_examples("train")
+    )
+    train = input_pipeline.training_epochs(
+        examples, config.train.batch_size, 0, 1000
+    )
+    for _ in train.take(task.num_examples("train") // config.train.batch_size):
+        pass  # The first epoch fills the cache.
     count, start = 0, time.perf_counter()
-    while count < num_batches:
-        for _ in train:
-            count += 1
-            if count >= num_batches:
-                break
+    for _ in train.take(num_batches):
+        count += 1
     elapsed = time.perf_counter() - start
     return count * config.train.batch_size / elapsed, train
 
 
 def time_model(config, batch, steps):
     """(images/s, seconds per step) of model.fit steps on a fixed batch."""
-    from lbie_tf.core import train_lib
     from lbie_tf.cosal import models
 
-    model = train_lib.compile_model(
-        models.build_cosal_model(config.model),
-        config,
-        steps_per_epoch=steps + 2,
-    )
+    task = _task(config)
+    model = task.compile(task.build_model(), steps_per_epoch=steps + 2)
     inputs, targets = batch
     key = models.target_output(config.model)
     labels = {key: targets["color_labels"]}
@@ -100,28 +108,29 @@ def time_model(config, batch, steps):
 
 def time_to_iou(config, max_minutes):
     """Training seconds until the test IoU reaches the paper's number."""
-    from lbie_tf.core import train_lib
-    from lbie_tf.cosal import evaluation, input_pipeline, models
-
-    train, test, train_images = train_lib.make_datasets(config)
-    key = models.target_output(config.model)
+    task = _task(config)
+    train_images = task.num_examples("train")
     steps_per_epoch = train_images // config.train.batch_size
-    model = train_lib.compile_model(
-        models.build_cosal_model(
-            config.model, training_steps=config.train.epochs * steps_per_epoch
-        ),
-        config,
+    model = task.compile(
+        task.build_model(training_steps=config.train.epochs * steps_per_epoch),
         steps_per_epoch=steps_per_epoch,
     )
-    train = input_pipeline.with_model_targets(train, key)
-    trained_s, history = 0.0, []
+    test = task.build_inputs(
+        "test", training=False, batch_size=config.eval.batch_size
+    )
+    trained_s, history, epoch = 0.0, [], 0
     while trained_s < 60 * max_minutes:
+        train = task.build_inputs(
+            "train",
+            training=True,
+            batch_size=config.train.batch_size,
+            first_epoch=epoch,
+        )
         start = time.perf_counter()
         model.fit(train, epochs=1, verbose=0)
         trained_s += time.perf_counter() - start
-        results = evaluation.evaluate_model(
-            model, test, config.model.num_classes
-        )
+        epoch += 1
+        results = task.evaluate(model, test)
         history.append((round(trained_s, 1), round(results["iou_shapes"], 4)))
         if results["iou_shapes"] >= config.paper_iou:
             return trained_s, history, train_images

@@ -24,7 +24,7 @@ def _check_variant(variant, kernel_size):
 
 
 def bilinear_kernel(kernel_size, variant="fcn"):
-    """A (k, k) bilinear upsampling kernel (spec section 4).
+    """A (k, k) bilinear upsampling kernel (Hu et al. 2016).
 
     Both variants are samples of the tent t(x) = max(0, 1 - |x| / factor),
     outer-multiplied with itself.
@@ -85,7 +85,7 @@ class BilinearInitializer(keras.initializers.Initializer):
 
     Fills a Conv2DTranspose kernel (k, k, out_channels, in_channels) with
     `bilinear_kernel(k, variant)` on each channel pair (c, c) and zeros
-    elsewhere (spec section 4; FCN and Hu et al. initialise their
+    elsewhere (Hu et al. 2016; FCN and Hu et al. initialise their
     deconvolutions this way). With one input channel, every output channel
     receives it.
 
@@ -111,7 +111,7 @@ class BilinearInitializer(keras.initializers.Initializer):
 
 @keras.saving.register_keras_serializable(package="lbie")
 class BilinearConv2DTranspose(keras.layers.Layer):
-    """Transposed convolution with bilinear initialisation (spec section 4).
+    """Transposed convolution with bilinear initialisation (Hu et al. 2016).
 
     The upsampling layer of the paper (section 4.1: "initialized with
     bilinear transforms") and of Hu et al.'s baseline (kernel 64, stride 32,

@@ -44,14 +44,14 @@ class ConvGRUCell(keras.layers.Layer):
         S_next = W7 * h      (output_projection=True; else S_next = h)
 
     with act = ReLU in the paper. `reset_gate_target="input"` is the CoSaL
-    code's cell (spec section 2, item 3), where the reset gate multiplies the
+    code's cell (DEVIATIONS.md point 3), where the reset gate multiplies the
     input instead of the state:
 
         r = sigmoid(W3 * S + W4 * U + b2)     (r has the input's channels)
         c = act(W5 * S + W6 * (r . U) + b)
 
-    The original code writes the update as h = u . S + (1 - u) . c (spec
-    section 2, item 3). That is the same family of cells: u = 1 - z, i.e.
+    The original code writes the update as h = u . S + (1 - u) . c (DEVIATIONS
+    point 3). That is the same family of cells: u = 1 - z, i.e.
     u = sigmoid(-(W1 * S + W2 * U + b1)). Only the sign of the initial gate
     bias tells the two apart, so `update_convention` picks which gate the
     constant `gate_bias_initializer` is added to: "paper" computes z as above

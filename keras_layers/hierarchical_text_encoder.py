@@ -11,7 +11,7 @@ EMBEDDINGS = ("one_hot", "learned")
 
 @keras.saving.register_keras_serializable(package="lbie")
 class HierarchicalTextEncoder(keras.layers.Layer):
-    """Word-level then sentence-level LSTMs (spec sections 2.5 and 3).
+    """Word-level then sentence-level LSTMs (DEVIATIONS.md point 5).
 
     The CoSaL code encodes each 3-token sentence with a word LSTM (weights
     shared across sentences) whose last output is the sentence vector, then

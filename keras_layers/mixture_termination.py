@@ -36,7 +36,7 @@ def _check_step_logits_shape(shape):
 
 
 def mixture_log_stop_probabilities(gate_logits, epsilon=1e-6):
-    """Log stop probabilities log P_t over the last axis (spec section 2.1).
+    """Log stop probabilities log P_t over the last axis (DEVIATIONS.md 1).
 
     g_t = clip(sigmoid(gate_logit_t), epsilon, 1 - epsilon) and
     log P_t = sum_{s<t} log(1 - g_s) + log g_t. The distribution is not
@@ -75,7 +75,7 @@ def _split_step_logits(step_logits, epsilon):
 
 
 def mixture_negative_log_likelihood(labels, step_logits, epsilon=1e-6):
-    """Per-pixel mixture loss -logsumexp_t(log P_t - CE_t) (spec section 2.1).
+    """Per-pixel mixture loss -logsumexp_t(log P_t - CE_t) (DEVIATIONS.md 1).
 
     Args:
       labels: int tensor (B, H, W) of class ids in [0, C).
@@ -105,7 +105,7 @@ def _gather_step(class_logits, stop_step):
 
 
 def mixture_predict(step_logits, epsilon=1e-6):
-    """Per-pixel prediction of the released code (spec section 2.1).
+    """Per-pixel prediction of the released code (DEVIATIONS.md point 1).
 
     The step t* = argmax_t log P_t is chosen per pixel, then the argmax class
     of that step.
@@ -128,7 +128,7 @@ def mixture_predict(step_logits, epsilon=1e-6):
 
 @keras.saving.register_keras_serializable(package="lbie")
 class MixtureTermination(keras.layers.Layer):
-    """Mixture over stopping steps of the released code (spec section 2.1).
+    """Mixture over stopping steps of the released code (DEVIATIONS.md point 1).
 
     The released code has no Gumbel-softmax: every step's decoder output
     carries one termination channel, g_t = clip(sigmoid(.), eps, 1 - eps),

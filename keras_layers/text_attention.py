@@ -44,10 +44,10 @@ class TextAttention(keras.layers.Layer):
       a_ij = softmax_j(s_i^T W u_j), W of shape (D, K). The paper has no
       bias, and any bias on the query side cancels in the softmax, so
       `use_bias` has no effect on this form.
-    - "scaled_dot" (CoSaL code, spec section 2 item 4):
+    - "scaled_dot" (CoSaL code, DEVIATIONS.md point 4):
       a_ij = <s_i, FC(u_j)> / sqrt(D) with FC(u) = u W + b (K -> D),
       with NO softmax: the weights are raw and may be negative.
-    - "additive" (flowers code, spec section 2 item 4; Bahdanau):
+    - "additive" (flowers code, DEVIATIONS.md point 4; Bahdanau):
       a_ij = softmax_j(w^T tanh(U s_i + W u_j + b)), hidden size `units`.
 
     Padded words (mask False) get weight exactly 0 in every form; a region

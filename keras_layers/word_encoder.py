@@ -83,7 +83,7 @@ class WordEncoder(keras.layers.Layer):
 
     Each token is embedded (one-hot as in the CoSaL code, a learned
     embedding as in Hu et al., or frozen pretrained vectors such as the
-    flowers code's word2vec, spec sections 2.5 and 4), then an LSTM (or a
+    flowers code's word2vec; DEVIATIONS.md point 5), then an LSTM (or a
     BiLSTM whose per-word output concatenates both directions) gives the
     contextual features U = {u_i}, u_i in R^K, K = units (2 * units when
     bidirectional). Keras' LSTM gate order is i, f, c, o.

@@ -45,7 +45,7 @@ def _check_count(name, value, minimum):
 
 @dataclasses.dataclass(eq=False)
 class CosalConfig(tfds.core.BuilderConfig):
-    """One CoSaL setting (spec section 3; paper section 4.1, Table 2).
+    """One CoSaL setting (paper section 4.1; paper section 4.1, Table 2).
 
     Attributes:
       num_direct: direct sentences among the 9, 1..9 (the paper: 4, 6, 8).
@@ -174,7 +174,7 @@ def make_config(name=None, **overrides):
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-    """CoSaL, generated from the config's seed (spec section 3).
+    """CoSaL, generated from the config's seed (paper section 4.1).
 
     Examples are streamed one at a time from generator.generate_split; the
     key is the example index, and shuffling at write time is disabled

@@ -55,7 +55,7 @@ _HIGH = np.array([r[1] for ranges in SHAPE_PARAMETER_RANGES for r in ranges])
 _STARTS = np.cumsum([0] + [len(r) for r in SHAPE_PARAMETER_RANGES])
 
 # (row, column) step from the reference cell to the described cell: "red
-# below circle" means the cell under the circle is red (spec section 3).
+# below circle" means the cell under the circle is red (paper section 4.1).
 RELATION_OFFSETS = {
     "above": (-1, 0),
     "below": (1, 0),
@@ -138,7 +138,7 @@ def example_rng(seed, split, index):
 
 
 def _draw_shape(draw, shape_id, params, origin, cell_size, fill):
-    """Draws one filled shape of the spec's table into its cell."""
+    """Draws one filled shape (paper section 4.1) into its cell."""
     x0, y0 = origin
     coords = (params * cell_size).astype(np.int64)
     if shape_id in (0, 3, 4, 7):  # polygons, vertices as (x, y) pairs
@@ -208,7 +208,7 @@ def render(cell_shapes, cell_colors, shape_parameters, image_size):
 
 
 def describe(rng, num_direct, reproduce_coverage_bug=False):
-    """Chooses which cells the 9 sentences describe (spec section 3).
+    """Chooses which cells the 9 sentences describe (paper section 4.1).
 
     The first num_direct sentences are direct, about num_direct distinct
     random cells. The rest come from a chain: repeatedly pick, uniformly among

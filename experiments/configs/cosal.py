@@ -8,7 +8,7 @@ Usage (the argument after ':' names the cell; default paper_t4_attn_d8):
 
 Cell names are `<family>_t<T>_<attn|noattn>_d<num_direct>`:
   family  "paper" (section 4.1's small model) or "original" (the released
-          code's model, spec section 2/3);
+          code's model, DEVIATIONS.md);
   T       1 or 4 fusion steps;  attn / noattn  text attention or the T = 1
           concatenation baseline;  num_direct  4, 6 or 8 direct sentences.
 

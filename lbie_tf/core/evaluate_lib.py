@@ -2,7 +2,7 @@
 
 import os
 
-from lbie_tf.core import artifacts
+from lbie_tf.core import artifacts, errors
 from lbie_tf.core import task as task_lib
 
 # Workdirs written before `config.task` existed hold CoSaL runs.
@@ -25,15 +25,13 @@ def evaluate_workdir(workdir, data_dir=None, batch_size=None):
     config = artifacts.read_run_config(workdir)
     if data_dir is not None:
         config.data.data_dir = data_dir
-    task = task_of_config(config)
     model_path = os.path.join(workdir, artifacts.MODEL_FILE_NAME)
     if not os.path.isfile(model_path):
-        from lbie_tf.core import errors
-
         raise errors.ModelFileError(
             f"No trained model at {model_path}; train first with "
             "`python -m experiments.train --workdir=...`."
         )
+    task = task_of_config(config)
     model = artifacts.load_model(model_path)
     dataset = task.build_inputs(
         "test",

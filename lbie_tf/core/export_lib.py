@@ -4,7 +4,7 @@ and task.json, written atomically."""
 import dataclasses
 import os
 
-from lbie_tf.core import artifacts, evaluate_lib
+from lbie_tf.core import artifacts, evaluate_lib, runtime
 from lbie_tf.core import task as task_lib
 
 SAVED_MODEL_DIR_NAME = "saved_model"
@@ -31,7 +31,7 @@ class ExportPaths:
 
 
 def _task_and_model(model_or_path, config, task_name):
-    import keras
+    _, keras = runtime.import_tensorflow_quietly()
 
     if isinstance(model_or_path, (str, os.PathLike)):
         model_path = artifacts.resolve_model_path(model_or_path)
@@ -76,7 +76,7 @@ def export_model(model_or_path, export_dir, config=None, task_name=None):
     export_dir = os.path.abspath(os.fspath(export_dir))
     with artifacts.staged_directory(export_dir, EXPORT_ENTRIES) as staging:
         task, model, config = _task_and_model(model_or_path, config, task_name)
-        import keras
+        _, keras = runtime.import_tensorflow_quietly()
 
         model.save(os.path.join(staging, artifacts.MODEL_FILE_NAME))
         endpoints, resources = task.build_serving(model)

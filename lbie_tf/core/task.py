@@ -160,3 +160,13 @@ class Task:
     def edit(self, model, image, text):
         """What `experiments.edit` and the web page show for one input."""
         raise NotImplementedError
+
+    def serving_examples(self):
+        """{signature name: {input name: numpy array}}: one valid request
+        per signature (the task checklist and the web page use them)."""
+        raise NotImplementedError
+
+    def write_edit_example(self, directory):
+        """Writes an input to try `experiments.edit` on into `directory`;
+        returns (image path, text)."""
+        raise NotImplementedError

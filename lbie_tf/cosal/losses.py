@@ -54,7 +54,7 @@ def weighted_mixture_negative_log_likelihood(
     Args:
       labels: (B, H, W) integer colour labels.
       step_logits: (B, T, H, W, 1 + C): channel 0 the termination logit of
-        each step, channels 1.. its class logits (spec section 2 item 1).
+        each step, channels 1.. its class logits (DEVIATIONS.md point 1).
       foreground_weight: weight of shape pixels; background pixels weigh 1.
       epsilon: clipping of the termination probabilities.
 
@@ -72,8 +72,8 @@ def weighted_mixture_negative_log_likelihood(
 class WeightedPixelCrossEntropy(keras.losses.Loss):
     """Pixel-wise softmax cross-entropy (paper section 4.1), weighted.
 
-    Shape pixels weigh `foreground_weight` (10 in the released code, spec
-    section 2 item 8; 1 gives the paper's plain loss). The reduction averages
+    Shape pixels weigh `foreground_weight` (10 in the released code, DEVIATIONS
+    point 9; 1 gives the paper's plain loss). The reduction averages
     over every pixel of the batch.
     """
 
@@ -101,7 +101,7 @@ class WeightedPixelCrossEntropy(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="lbie")
 class MixtureLikelihoodLoss(keras.losses.Loss):
-    """Negative log mixture likelihood of the released code (spec 2, item 1).
+    """Negative log mixture likelihood of the released code (DEVIATIONS 1).
 
     Per pixel: -logsumexp_t(log P_t - CE_t), weighted by `foreground_weight`
     on shape pixels; `y_pred` is the (B, T, H, W, 1 + C) step logits.

@@ -1,4 +1,4 @@
-"""The released code's CoSaL model (spec sections 2 and 3) in Keras."""
+"""The released code's CoSaL model (DEVIATIONS.md points 1-5) in Keras."""
 
 import keras
 from keras import layers, ops

@@ -172,3 +172,37 @@ class CosalTask(task_lib.Task):
         from lbie_tf.cosal import serving
 
         return serving.endpoints(model)
+
+    def serving_examples(self):
+        import io
+
+        import numpy as np
+        from PIL import Image
+
+        from data_builders.cosal import generator
+
+        example = generator.generate_example(
+            generator.example_rng(0, "test", 0), num_direct=8
+        )
+        png = io.BytesIO()
+        Image.fromarray(example["image"]).save(png, format="PNG")
+        sentences = [s.encode() for s in example["sentence_text"]]
+        return {
+            "serving_default": {
+                "image": example["image"][None],
+                "sentences": np.array([sentences]),
+            },
+            "serving_bytes": {
+                "image_bytes": np.array([png.getvalue()]),
+                "text": np.array([b". ".join(sentences)]),
+            },
+        }
+
+    def write_edit_example(self, directory):
+        from lbie_tf.cosal import editing
+
+        image_path, text_path, _ = editing.write_example(directory)
+        with open(text_path, encoding="utf-8") as file:
+            text = ". ".join(line.strip() for line in file if line.strip())
+        return image_path, text
+

@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 from data_builders.cosal import generator
+from lbie_tf import tasks  # noqa: F401
+from lbie_tf.core import artifacts, evaluate_lib
 from lbie_tf.cosal import evaluation, input_pipeline
 from lbie_tf.cosal.metrics import ColorMeanIoU, ShapeAverageIoU
 
@@ -124,9 +126,9 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
         "model": {"family": "paper", "num_steps": 1, "attention": True},
         "data": {"name": "direct_4_small", "data_dir": str(tmp_path)},
     }
-    evaluation.write_json(str(tmp_path / "config.json"), config)
+    artifacts.write_json(str(tmp_path / "config.json"), config)
     with pytest.raises(ValueError, match="model.keras"):
-        evaluation.evaluate_workdir(str(tmp_path))
+        evaluate_lib.evaluate_workdir(str(tmp_path))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     for workdir, problem in (
         (tmp_path, "No trained model"),
@@ -160,8 +162,8 @@ def test_evaluate_workdir_without_a_model_names_the_problem(tmp_path):
 
 def test_write_json_is_atomic(tmp_path):
     path = str(tmp_path / "eval.json")
-    evaluation.write_json(path, {"a": 1})
-    evaluation.write_json(path, {"a": 2})
+    artifacts.write_json(path, {"a": 1})
+    artifacts.write_json(path, {"a": 2})
     assert os.listdir(tmp_path) == ["eval.json"]
     with open(path) as f:
         assert f.read().startswith('{\n  "a": 2')

@@ -107,16 +107,24 @@ def test_table2_cli_rejects_bad_cells():
     assert "paper_t9_d1" in run.stderr
 
 
-def test_overrides_parse_values_as_the_field_type_placeholders_too():
-    from experiments.table2 import apply_override
+def test_overrides_apply_to_any_cell_and_name_unknown_fields():
+    from experiments import cli
+    from lbie_tf.core import errors
 
     config = cosal.get_config("paper_t1_attn_d4")
-    apply_override(config, "train.epochs=3")
-    apply_override(config, "data.overrides.train_size=200")
-    apply_override(config, "data.overrides.reproduce_coverage_bug=true")
+    cli.apply_overrides(
+        config,
+        {
+            "train.epochs": 3,
+            "data.overrides.train_size": 200,
+            "data.overrides.reproduce_coverage_bug": True,
+        },
+    )
     assert config.train.epochs == 3
     assert config.data.overrides.train_size == 200
     assert config.data.overrides.reproduce_coverage_bug is True
+    with pytest.raises(errors.UsageError, match="model.decoder"):
+        cli.apply_overrides(config, {"model.decoder": "deconv"})
 
 
 def test_settings_name_the_length_and_the_gate_warmup():

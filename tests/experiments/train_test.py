@@ -1,6 +1,5 @@
 """End-to-end tests of CoSaL training on a tiny custom dataset."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -11,28 +10,20 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf.core import train_lib
-from lbie_tf.cosal import evaluation
+from experiments.configs import cosal_smoke
+from lbie_tf import tasks  # noqa: F401
+from lbie_tf.core import callbacks, evaluate_lib, train_lib
+from lbie_tf.cosal import summaries
+from lbie_tf.cosal import task as cosal_task
 
 ROOT = pathlib.Path(__file__).parents[2]
-_SPEC = importlib.util.spec_from_file_location(
-    "cosal_config", ROOT / "experiments" / "configs" / "cosal.py"
-)
-cosal_config = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(cosal_config)
 
 
 def tiny_config(cell, data_dir, epochs=1):
-    config = cosal_config.get_config(cell)
-    config.data.name = "direct_4_small"
+    """The cell's smoke config (16 train / 6 test images, batch 8)."""
+    config = cosal_smoke.get_config(cell)
     config.data.data_dir = str(data_dir)
-    config.data.overrides.train_size = 16
-    config.data.overrides.test_size = 6
-    config.data.train_examples = -1
-    config.train.batch_size = 8
     config.train.epochs = epochs
-    config.train.verbose = 0
-    config.eval.batch_size = 4
     return config
 
 
@@ -47,7 +38,8 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
     results = train_lib.train_and_evaluate(config, str(workdir))
     for name in ("config.json", "model.keras", "eval.json"):
         assert (workdir / name).is_file(), name
-    assert (workdir / "checkpoints" / "ckpt-0001.keras").is_file()
+    # 16 training images, batch 8: one backup per epoch end.
+    assert (workdir / "backup" / "step-00000002.keras").is_file()
     assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
     saved = json.loads((workdir / "eval.json").read_text())
     assert saved["num_examples"] == 6 and saved["split"] == "test"
@@ -68,20 +60,20 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
     assert gate.warmup_steps == 1 and int(gate.step.numpy()) == 2
 
     # The saved model gives the metrics eval.json holds.
-    again = evaluation.evaluate_workdir(str(workdir))
+    again = evaluate_lib.evaluate_workdir(str(workdir))
     assert again["iou_shapes"] == pytest.approx(saved["iou_shapes"])
     assert again["miou_colors"] == pytest.approx(saved["miou_colors"])
 
-    # A second run with more epochs resumes from the newest checkpoint.
+    # A second run with more epochs resumes from the newest backup.
     model_before = keras.saving.load_model(
-        str(workdir / "checkpoints" / "ckpt-0001.keras")
+        str(workdir / "backup" / "step-00000002.keras")
     )
     step_before = int(model_before.optimizer.iterations.numpy())
     train_lib.train_and_evaluate(
         tiny_config("paper_t4_attn_d4", data_dir, epochs=2), str(workdir)
     )
     resumed = keras.saving.load_model(
-        str(workdir / "checkpoints" / "ckpt-0002.keras")
+        str(workdir / "backup" / "step-00000004.keras")
     )
     assert int(resumed.optimizer.iterations.numpy()) == 2 * step_before
     assert not [p for p in os.listdir(workdir) if p.startswith(".tmp")]
@@ -90,45 +82,46 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
 @pytest.mark.slow
 def test_original_model_trains_with_the_mixture_loss(tmp_path, data_dir):
     config = tiny_config("original_t4_attn_d4", data_dir)
-    config.train.checkpoint_every_epochs = 5
     results = train_lib.train_and_evaluate(config, str(tmp_path))
     assert np.isfinite(results["iou_shapes"])
     model = keras.saving.load_model(str(tmp_path / "model.keras"))
     assert "step_logits" in model.output
 
 
-def test_checkpoints_are_atomic_and_pruned(tmp_path):
+def test_backups_are_atomic_and_pruned(tmp_path):
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
-    callback = train_lib.AtomicCheckpoint(str(tmp_path), keep=2)
+    model.compile("sgd", "mse")
+    callback = callbacks.StepBackup(str(tmp_path), every_steps=0, keep=2)
     callback.set_model(model)
-    for epoch in range(3):
-        callback.on_epoch_end(epoch)
+    for step in range(1, 4):
+        model.optimizer.iterations.assign(step)
+        callback.on_epoch_end(step - 1)
     assert sorted(os.listdir(tmp_path)) == [
-        "ckpt-0002.keras",
-        "ckpt-0003.keras",
+        "step-00000002.keras",
+        "step-00000003.keras",
     ]
     # A leftover temporary file of a crashed save is never resumed from.
-    (tmp_path / ".tmp-1-ckpt-0009.keras").write_bytes(b"partial")
-    assert train_lib.latest_checkpoint(str(tmp_path)) == (
+    (tmp_path / ".tmp-1-step-00000009.keras").write_bytes(b"partial")
+    assert callbacks.latest_backup(str(tmp_path)) == (
         3,
-        str(tmp_path / "ckpt-0003.keras"),
+        str(tmp_path / "step-00000003.keras"),
     )
 
 
 def test_colorize_and_attention_pictures():
     labels = np.array([[[0, 1], [3, 6]]])
-    rgb = np.asarray(train_lib.colorize(labels))
+    rgb = np.asarray(summaries.colorize(labels))
     np.testing.assert_array_equal(
         rgb[0], [[[255, 255, 255], [0, 0, 255]], [[255, 0, 0], [255, 255, 0]]]
     )
     weights = np.zeros((1, 4, 9, 2), np.float32)
     weights[0, :, 3, 0] = -2.0
     weights[0, :, 5, 1] = 1.0
-    pictures = train_lib.attention_pictures(weights, cell_pixels=2)
+    pictures = summaries.attention_pictures(weights, cell_pixels=2)
     assert len(pictures) == 2 and pictures[0].shape == (1, 8, 18, 3)
     assert pictures[0][0, 0, 6, 0] == 255 and pictures[0][0, 0, 0, 0] == 0
-    markdown = train_lib.comparison_markdown(
+    markdown = summaries.comparison_markdown(
         {"iou_shapes": 0.5, "miou_colors": 0.25}, 0.7017
     )
     assert "0.5000" in markdown and "0.7017" in markdown
@@ -250,11 +243,12 @@ def test_evaluation_callback_reads_the_whole_cached_split(tmp_path):
         )
     )
     test = examples.cache().batch(4).prefetch(2)
-    callback = train_lib.EvaluationCallback(test, 7, str(tmp_path / "logs"))
+    task = cosal_task.CosalTask(tiny_config("paper_t1_attn_d4", tmp_path))
+    callback = callbacks.EvaluationCallback(task, test, str(tmp_path / "logs"))
     assert callback.num_examples == size
     assert callback.sample[0]["image"].shape[0] == 4
     # The cache is whole: a later pass reads every example.
     assert sum(int(b[0]["image"].shape[0]) for b in test) == size
     callback.check_complete({"num_examples": size})
-    with pytest.raises(RuntimeError, match="read 7 of the 10 test images"):
+    with pytest.raises(RuntimeError, match="read 7 of the 10 test examples"):
         callback.check_complete({"num_examples": 7})

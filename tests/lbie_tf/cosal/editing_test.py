@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from data_builders.cosal import vocabulary
-from lbie_tf.core import errors
+from lbie_tf.core import artifacts, errors, images
 from lbie_tf.cosal import editing
 
 TEXT = (
@@ -105,16 +105,6 @@ def _bad_images(tmp_path):
     return paths
 
 
-@pytest.mark.parametrize("mode", ["RGBA", "L", "I;16", "1", "P"])
-def test_read_silhouette_image_rejects_other_modes(tmp_path, mode):
-    path = _bad_images(tmp_path)[mode]
-    assert Image.open(path).mode == mode
-    with pytest.raises(errors.ImageError) as info:
-        editing.read_silhouette_image(path)
-    message = str(info.value)
-    assert f"mode {mode} " in message and "8-bit RGB" in message
-
-
 @pytest.mark.parametrize("size", [(32, 32), (96, 96), (48, 47)])
 def test_read_silhouette_image_rejects_other_sizes(tmp_path, size):
     path = _save(tmp_path / "in.png", np.zeros((size[1], size[0], 3), np.uint8))
@@ -182,11 +172,11 @@ def _fake_keras_archive(path, config=None, members=("config.json",)):
 
 def test_resolve_model_path_accepts_file_workdir_and_export(tmp_path):
     keras_file = _fake_keras_archive(tmp_path / "a.keras")
-    assert editing.resolve_model_path(keras_file) == keras_file
+    assert artifacts.resolve_model_path(keras_file) == keras_file
     workdir = tmp_path / "workdir"
     workdir.mkdir()
     inside = _fake_keras_archive(workdir / "model.keras")
-    assert editing.resolve_model_path(str(workdir)) == inside
+    assert artifacts.resolve_model_path(str(workdir)) == inside
 
 
 @pytest.mark.parametrize(
@@ -201,7 +191,7 @@ def test_resolve_model_path_rejects(tmp_path, name, fragment):
     (tmp_path / "empty_dir").mkdir()
     (tmp_path / "weights.h5").write_bytes(b"x")
     with pytest.raises(errors.ModelFileError) as info:
-        editing.resolve_model_path(str(tmp_path / name))
+        artifacts.resolve_model_path(str(tmp_path / name))
     assert fragment in str(info.value)
     assert ".keras file, a training workdir or an export" in str(info.value)
 
@@ -263,7 +253,7 @@ def test_colorize_labels_rejects_labels_outside_the_palette():
 
 def test_upscale_is_nearest_neighbour():
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    big = editing.upscale(pixels, 4)
+    big = images.upscale(pixels, 4)
     assert big.shape == (8, 12, 3)
     for i, j in np.ndindex(8, 12):
         np.testing.assert_array_equal(big[i, j], pixels[i // 4, j // 4])
@@ -272,26 +262,26 @@ def test_upscale_is_nearest_neighbour():
 @pytest.mark.parametrize("scale", [0, 65, 2.0, True, "2"])
 def test_upscale_rejects_bad_scales(scale):
     with pytest.raises(ValueError, match="scale must be an integer in 1..64"):
-        editing.upscale(np.zeros((2, 2, 3)), scale)
+        images.upscale(np.zeros((2, 2, 3)), scale)
 
 
 def test_write_png_atomically_writes_and_replaces(tmp_path):
     path = str(tmp_path / "out.png")
     first = _silhouette()
-    editing.write_png_atomically(path, first)
+    images.write_png(path, first)
     second = 255 - first
-    editing.write_png_atomically(path, second)
+    images.write_png(path, second)
     np.testing.assert_array_equal(np.asarray(Image.open(path)), second)
     assert os.listdir(tmp_path) == ["out.png"]
 
 
 def test_write_png_atomically_leaves_nothing_on_failure(tmp_path):
     path = str(tmp_path / "out.png")
-    editing.write_png_atomically(path, _silhouette())
+    images.write_png(path, _silhouette())
     before = open(path, "rb").read()
     with pytest.raises(TypeError):
         # Pillow cannot write a 4-D array: the old file must survive intact.
-        editing.write_png_atomically(path, np.zeros((2, 2, 2, 2), np.uint8))
+        images.write_png(path, np.zeros((2, 2, 2, 2), np.uint8))
     assert open(path, "rb").read() == before
     assert os.listdir(tmp_path) == ["out.png"]
 
@@ -307,7 +297,7 @@ def test_write_png_atomically_leaves_nothing_on_failure(tmp_path):
 def test_check_output_path_rejects(tmp_path, name, fragment):
     (tmp_path / "a_dir.png").mkdir()
     with pytest.raises(errors.OutputError) as info:
-        editing.check_output_path(str(tmp_path / name), "--out")
+        artifacts.check_output_path(str(tmp_path / name), "--out")
     assert fragment in str(info.value) and "--out=" in str(info.value)
 
 

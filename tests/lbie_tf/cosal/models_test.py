@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from lbie_tf.core import train_lib
 from lbie_tf.cosal import models
+from lbie_tf.cosal import task as cosal_task
 
 _CONFIG_PATH = (
-    pathlib.Path(__file__).parents[2] / "experiments" / "configs" / "cosal.py"
+    pathlib.Path(__file__).parents[3] / "experiments" / "configs" / "cosal.py"
 )
 _SPEC = importlib.util.spec_from_file_location("cosal_config", _CONFIG_PATH)
 cosal_config = importlib.util.module_from_spec(_SPEC)
@@ -36,6 +36,7 @@ def _expected_shapes(family, num_steps, attention, batch=2):
         shapes["attention_weights"] = (batch, regions, 9, num_steps)
     if family == "paper" and num_steps > 1:
         shapes["stop_probabilities"] = (batch, 6, 6, num_steps)
+        shapes["stop_step"] = (batch, 6, 6)
     if family == "original" and num_steps > 1:
         shapes["step_logits"] = (batch, num_steps, 48, 48, 8)
         shapes["stop_step"] = (batch, 48, 48)
@@ -69,10 +70,8 @@ def test_contract_shapes_and_keras_round_trip(family, variant, tmp_path):
 def test_training_step_lowers_loss_and_uses_moving_statistics(cell):
     config = cosal_config.get_config(cell)
     config.train.learning_rate = 3e-3
-    model = train_lib.compile_model(
-        models.build_cosal_model(config.model),
-        config,
-        steps_per_epoch=1,
+    model = cosal_task.CosalTask(config).compile(
+        models.build_cosal_model(config.model), steps_per_epoch=1
     )
     inputs = _inputs(batch=4, seed=1)
     rng = np.random.default_rng(2)
@@ -122,26 +121,59 @@ def test_termination_config_reaches_the_gate():
     assert model.get_layer("fusion").termination_gate.warmup_steps == 0
 
 
-def test_kept_steps_is_the_last_step_during_warmup():
+def _reference_kept_steps(stop_probabilities, threshold=0.5, margin=1e-3):
+    """The gate's inference rule from its stop distribution: the gates are
+    g_t = beta_t / (1 - sum_{k<t} beta_k); a region keeps the first step
+    t < T with g_t >= threshold, else step T. Also returns where every
+    gate is more than `margin` from the threshold (float32 rounding cannot
+    flip those decisions)."""
+    beta = np.asarray(stop_probabilities, np.float64)
+    steps = beta.shape[-1]
+    survival = 1.0 - np.cumsum(beta, axis=-1) + beta
+    gates = beta / np.maximum(survival, 1e-12)
+    kept = np.full(beta.shape[:-1], steps - 1)
+    for region in np.ndindex(beta.shape[:-1]):
+        for t in range(steps - 1):
+            if gates[region][t] >= threshold:
+                kept[region] = t
+                break
+    clear = np.all(np.abs(gates[..., :-1] - threshold) > margin, axis=-1)
+    return kept, clear
+
+
+def test_kept_steps_reads_the_gates_stop_step_and_warmup_keeps_step_t():
     config = cosal_config.get_config("paper_t4_attn_d4")
     # Gates at sigmoid(3) fire at step 1 once the warm-up is over.
     config.model.termination_initial_bias = 3.0
     model = models.build_cosal_model(config.model, training_steps=15)
     gate = model.get_layer("fusion").termination_gate
     outputs = model(_inputs(), training=False)
-    np.testing.assert_array_equal(models.kept_steps(model, outputs), 3)
+    assert outputs["stop_step"].dtype == "int32"
+    np.testing.assert_array_equal(models.kept_steps(outputs), 3)
     # At the end of the warm-up the gate has had no training yet.
     gate.step.assign(5)
     outputs = model(_inputs(), training=False)
-    np.testing.assert_array_equal(models.kept_steps(model, outputs), 3)
+    np.testing.assert_array_equal(models.kept_steps(outputs), 3)
     gate.step.assign(6)
     outputs = model(_inputs(), training=False)
-    kept = models.kept_steps(model, outputs)
-    np.testing.assert_array_equal(
-        kept,
-        models.first_firing_steps(np.asarray(outputs["stop_probabilities"])),
-    )
+    kept = models.kept_steps(outputs)
+    assert kept.shape == (2, 6, 6) and kept.dtype == np.int64
+    want, clear = _reference_kept_steps(outputs["stop_probabilities"])
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(kept[clear], want[clear])
     assert np.mean(kept == 0) > 0.5
+
+
+def test_kept_steps_of_the_original_and_one_step_models():
+    config = cosal_config.get_config("original_t4_attn_d4")
+    outputs = models.build_cosal_model(config.model)(_inputs(), training=False)
+    np.testing.assert_array_equal(
+        models.kept_steps(outputs), np.asarray(outputs["stop_step"])
+    )
+    assert models.kept_steps(outputs).shape == (2, 48, 48)
+    config = cosal_config.get_config("paper_t1_attn_d4")
+    outputs = models.build_cosal_model(config.model)(_inputs(), training=False)
+    assert models.kept_steps(outputs) is None
 
 
 def test_bad_model_configs_raise():
@@ -260,27 +292,9 @@ def test_compile_model_needs_the_epoch_length_of_a_decaying_schedule():
     config = cosal_config.get_config("paper_t1_attn_d8")
     config.train.learning_rate_schedule = "cosine"
     model = models.build_cosal_model(config.model)
-    with pytest.raises(ValueError, match="steps_per_epoch"):
-        train_lib.compile_model(model, config)
-    compiled = train_lib.compile_model(model, config, steps_per_epoch=50)
+    task = cosal_task.CosalTask(config)
+    with pytest.raises(ValueError, match="number of training steps"):
+        task.compile(model)
+    compiled = task.compile(model, steps_per_epoch=50)
     schedule = compiled.optimizer.get_config()["learning_rate"]
     assert schedule["config"]["decay_steps"] == config.train.epochs * 50
-
-
-def test_first_firing_steps_recovers_the_gate_decision():
-    # Gates per region; beta_t = g_t * prod_{k<t} (1 - g_k), last forced.
-    gates = np.array(
-        [
-            [0.9, 0.1, 0.1, 1.0],  # fires at step 0
-            [0.4, 0.6, 0.1, 1.0],  # beta argmax is 0, but step 1 fires
-            [0.1, 0.2, 0.3, 1.0],  # never fires: step T - 1
-            [0.0, 0.0, 0.5, 1.0],  # exactly at the threshold
-        ]
-    )
-    survival = np.cumprod(np.concatenate([[[1.0]] * 4, 1 - gates], 1), 1)
-    beta = gates * survival[:, :-1]
-    np.testing.assert_allclose(beta.sum(axis=-1), 1.0)
-    np.testing.assert_array_equal(models.first_firing_steps(beta), [0, 1, 3, 2])
-    np.testing.assert_array_equal(
-        models.first_firing_steps(beta, threshold=0.95), [3, 3, 3, 3]
-    )

@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from data_builders.cosal import generator, vocabulary
 from experiments.configs import cosal
-from lbie_tf.core import errors
+from lbie_tf import tasks  # noqa: F401
+from lbie_tf.core import errors, export_lib
 
 # Runs with only TensorFlow importable: cwd is a temporary directory and
 from lbie_tf.cosal import editing, models, serving
@@ -86,7 +87,7 @@ def small_model(tiny_models):
 def exports(tiny_models, tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     return {
-        cell: serving.export_model(model, root / cell)
+        cell: export_lib.export_model(model, root / cell)
         for cell, model in tiny_models.items()
     }
 
@@ -167,7 +168,9 @@ def test_export_writes_keras_file_and_saved_model(exported, model):
     assert sorted(os.listdir(exported.export_dir)) == [
         "model.keras",
         "saved_model",
+        "task.json",
     ]
+    assert export_lib.read_task_name(exported.export_dir) == "cosal"
     assert os.path.isfile(
         os.path.join(exported.saved_model_dir, "saved_model.pb")
     )
@@ -271,10 +274,10 @@ def test_saved_model_in_a_fresh_process_matches_keras(
 
 
 def test_export_replaces_an_earlier_export(small_model, tmp_path):
-    first = serving.export_model(small_model, tmp_path / "out")
+    first = export_lib.export_model(small_model, tmp_path / "out")
     stamp = os.path.getmtime(first.keras_path)
     os.utime(first.keras_path, (stamp - 100, stamp - 100))
-    second = serving.export_model(small_model, tmp_path / "out")
+    second = export_lib.export_model(small_model, tmp_path / "out")
     assert os.path.getmtime(second.keras_path) > stamp - 100
     assert os.listdir(tmp_path) == ["out"]
 
@@ -284,7 +287,7 @@ def test_export_refuses_a_directory_with_other_files(small_model, tmp_path):
     target.mkdir()
     (target / "notes.txt").write_text("keep me")
     with pytest.raises(errors.OutputError, match="notes.txt"):
-        serving.export_model(small_model, target)
+        export_lib.export_model(small_model, target)
     assert os.listdir(target) == ["notes.txt"]
     assert os.listdir(tmp_path) == ["out"]
 
@@ -293,33 +296,36 @@ def test_failed_export_leaves_nothing(small_model, tmp_path, monkeypatch):
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(serving, "_write_saved_model", fail)
+    # task.json is the last file an export writes.
+    monkeypatch.setattr(export_lib.artifacts, "write_json", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        serving.export_model(small_model, tmp_path / "out")
+        export_lib.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == []
 
 
 def test_failed_re_export_keeps_the_earlier_export(
     small_model, tmp_path, monkeypatch
 ):
-    serving.export_model(small_model, tmp_path / "out")
+    export_lib.export_model(small_model, tmp_path / "out")
 
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(serving, "_write_saved_model", fail)
+    # task.json is the last file an export writes.
+    monkeypatch.setattr(export_lib.artifacts, "write_json", fail)
     with pytest.raises(RuntimeError, match="disk full"):
-        serving.export_model(small_model, tmp_path / "out")
+        export_lib.export_model(small_model, tmp_path / "out")
     assert os.listdir(tmp_path) == ["out"]
     assert sorted(os.listdir(tmp_path / "out")) == [
         "model.keras",
         "saved_model",
+        "task.json",
     ]
 
 
 def test_export_rejects_what_is_not_a_model(tmp_path):
     with pytest.raises(ValueError, match="keras.Model or a path"):
-        serving.export_model(object(), tmp_path / "out")
+        export_lib.export_model(object(), tmp_path / "out")
     with pytest.raises(errors.ModelFileError, match="not found"):
-        serving.export_model(str(tmp_path / "none.keras"), tmp_path / "o")
+        export_lib.export_model(str(tmp_path / "none.keras"), tmp_path / "o")
     assert os.listdir(tmp_path) == []
