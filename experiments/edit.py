@@ -1,12 +1,19 @@
-r"""Colours a CoSaL silhouette image as a text says, with a trained model.
+r"""Edits an image as a text says, with a trained model of any task.
 
   python -m experiments.edit --model=runs/demo --image=in.png \
       --text="circle is red. blue below circle. ..." --out=out.png \
       [--scale=8] [--explain=explain.png]
 
---model takes a .keras file, a training workdir or an export directory. The
-image is a 48 x 48 8-bit RGB PNG of black shapes on white; the text is nine
-3-token sentences separated by '.', ';' or new lines (or --text_file=PATH).
+--model takes a .keras file, a training workdir or an export directory; the
+task comes from the export's task.json or the workdir's config.json (a bare
+.keras file: --task). CoSaL: the image is 48 x 48 pixels of black
+shapes on white, a PNG or JPEG in any mode:
+grey, 1-bit, palette and 16-bit images are converted to 8-bit RGB and
+transparency is laid over white (DEVIATIONS.md, "Edit CLI input"). An image
+of more than 40,000,000 pixels (lbie_tf.core.images.MAX_IMAGE_PIXELS) is
+refused from its header, before it is decoded, so a decompression bomb costs
+nothing. The text is nine 3-token sentences separated by '.', ';' or new
+lines (or --text_file=PATH).
 --explain writes a Figure 5 style picture: per step and cell, the sentence
 with the largest attention weight. To get an input to try:
 
@@ -27,14 +34,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from absl import app, flags  # noqa: E402
 
 from experiments import cli  # noqa: E402
-from lbie_tf.core import errors  # noqa: E402
-from lbie_tf.cosal import editing  # noqa: E402
+from lbie_tf import tasks  # noqa: E402
+from lbie_tf.core import errors, evaluate_lib  # noqa: E402
+from lbie_tf.core import task as task_lib  # noqa: E402
 
+_TASK = flags.DEFINE_string(
+    "task",
+    "cosal",
+    f"The task of a bare .keras file or of --write_example; one of "
+    f"{tasks.NAMES}. Workdirs and exports name their task themselves.",
+)
 _MODEL = flags.DEFINE_string(
     "model", None, "A .keras file, a training workdir or an export directory."
 )
 _IMAGE = flags.DEFINE_string(
-    "image", None, "Input PNG: 48x48 8-bit RGB, black shapes on white."
+    "image",
+    None,
+    "Input PNG or JPEG: 48x48, black shapes on white, any mode (converted).",
 )
 _TEXT = flags.DEFINE_string(
     "text", None, "Nine CoSaL sentences separated by '.', ';' or new lines."
@@ -66,18 +82,15 @@ _EXAMPLE_INDEX = flags.DEFINE_integer(
 
 
 def _write_example():
-    image_path, text_path, target_path = editing.write_example(
+    task = task_lib.get_task_class(_TASK.value)()
+    example = task.write_edit_example(
         _WRITE_EXAMPLE.value,
-        num_direct=_EXAMPLE_NUM_DIRECT.value,
-        index=_EXAMPLE_INDEX.value,
+        {
+            "num_direct": _EXAMPLE_NUM_DIRECT.value,
+            "index": _EXAMPLE_INDEX.value,
+        },
     )
-    print(f"input image:  {image_path}")
-    print(f"description:  {text_path}")
-    print(f"true colours: {target_path}")
-    print(
-        "try: python -m experiments.edit --model=<model> "
-        f"--image={image_path} --text_file={text_path} --out=out.png"
-    )
+    print("\n".join(example.lines))
 
 
 def _read_text():
@@ -104,22 +117,16 @@ def _edit():
                 f"--{flag.name} is required (or use --write_example=DIR); "
                 "see --help."
             )
-    artifacts = editing.edit(
-        model_path=_MODEL.value,
-        image_path=_IMAGE.value,
-        text=_read_text(),
-        out_path=_OUT.value,
-        explain_path=_EXPLAIN.value,
-        scale=_SCALE.value,
+    name = evaluate_lib.task_name_of(_MODEL.value, default=_TASK.value)
+    task = task_lib.get_task_class(name)()
+    lines = task.edit_files(
+        _MODEL.value,
+        _IMAGE.value,
+        _read_text(),
+        _OUT.value,
+        {"explain": _EXPLAIN.value, "scale": _SCALE.value},
     )
-    print(f"edited image: {os.path.abspath(artifacts.out_path)}")
-    if artifacts.explain_path is not None:
-        print(f"explanation:  {os.path.abspath(artifacts.explain_path)}")
-    print("colour per cell:")
-    names = artifacts.cell_colors
-    for row in range(3):
-        cells = names[3 * row : 3 * row + 3]
-        print(("  " + " | ".join(f"{n:11s}" for n in cells)).rstrip())
+    print("\n".join(lines))
 
 
 def _run(argv):

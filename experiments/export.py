@@ -5,9 +5,14 @@ r"""Exports a trained model of any task: .keras, SavedModel and task.json.
 --model takes a .keras file or a training workdir. The SavedModel's
 `serving_default` signature takes `image` (uint8 [B, 48, 48, 3]) and
 `sentences` (string [B, 9], e.g. "circle is red") and returns `labels`,
-`colored_image` and, for models with attention, `attention_weights`; it needs
-only TensorFlow to load (tf.saved_model.load). Bad input prints one line
-`error: ...` to stderr and exits with status 2.
+`colored_image` and, for models with attention, `attention_weights`.
+`serving_bytes` takes `image_bytes` (string [B]: PNG or JPEG files) and
+`text` (string [B]: the nine sentences in one string, separated by '.', ';'
+or new lines) and returns `png_bytes` (string [B]: the coloured image as a
+PNG), `labels` and `attention_weights`; a bad request fails that call alone
+with InvalidArgumentError. Both need only TensorFlow to load
+(tf.saved_model.load). Bad input prints one line `error: ...` to stderr and
+exits with status 2.
 """
 
 import os
@@ -63,6 +68,11 @@ def _run(argv):
     print(
         "  signature serving_default: image uint8 [B, S, S, 3], sentences "
         "string [B, 9] -> labels, colored_image (+ attention_weights)"
+    )
+    print(
+        "  signature serving_bytes:   image_bytes string [B] (PNG or JPEG), "
+        "text string [B] -> png_bytes string [B], labels "
+        "(+ attention_weights)"
     )
 
 

@@ -20,6 +20,9 @@ _TIMEOUT_S = 600
 
 _RELOAD = r"""
 import json, sys
+# TensorFlow imports Keras when it is installed; None makes it unimportable,
+# so the export must work without it.
+sys.modules["keras"] = None
 import numpy as np
 import tensorflow as tf
 export_dir, inputs_path = sys.argv[1], sys.argv[2]
@@ -32,8 +35,8 @@ for name, input_names in task["signatures"].items():
     result = signature(**{k: tf.constant(inputs[name + "/" + k])
                           for k in input_names})
     outputs[name] = sorted(result)
-assert not any(m.startswith(("keras", "lbie_tf")) for m in sys.modules), [
-    m for m in sys.modules if m.startswith(("keras", "lbie_tf"))]
+project = ("keras.", "lbie_tf", "keras_layers", "data_builders")
+assert not [m for m in sys.modules if m.startswith(project)]
 print(json.dumps(outputs))
 """
 
@@ -133,10 +136,7 @@ def run_task_checklist(task_name, tmp_path):
     )
     task_file = json.loads((export_dir / "task.json").read_text())
     assert task_file["task"] == task_name
-    assert list(task_file["signatures"])[:2] == [
-        "serving_default",
-        "serving_bytes",
-    ]
+    assert {"serving_default", "serving_bytes"} <= set(task_file["signatures"])
 
     # Every signature, in a fresh process that imports only TensorFlow.
     task = task_lib.get_task_class(task_name)()
@@ -155,15 +155,15 @@ def run_task_checklist(task_name, tmp_path):
     assert "png_bytes" in outputs["serving_bytes"]
 
     # Edit an example through the CLI.
-    image_path, text = task.write_edit_example(tmp_path / "example")
+    example = task.write_edit_example(tmp_path / "example")
     out = tmp_path / "edited.png"
     _run(
         [
             "-m",
             "experiments.edit",
             f"--model={export_dir}",
-            f"--image={image_path}",
-            f"--text={text}",
+            f"--image={example.image_path}",
+            f"--text={example.text}",
             f"--out={out}",
         ]
     )

@@ -17,6 +17,34 @@ def task_of_config(config):
     return task_lib.build_task(config)
 
 
+def task_name_of(path, default=None):
+    """The task of a model path, read without loading anything.
+
+    An export's task.json names it; a training workdir's (or a shipped
+    model's) config.json names it in `task` (LEGACY_TASK when the config
+    predates that field); a bare .keras file says nothing: `default`.
+
+    Raises:
+      UsageError: when nothing names the task and `default` is None.
+    """
+    path = os.fspath(path)
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    task_file = os.path.join(directory, artifacts.TASK_FILE_NAME)
+    config_file = os.path.join(directory, artifacts.CONFIG_FILE_NAME)
+    if os.path.isfile(task_file):
+        return artifacts.read_json(task_file, "export task file")["task"]
+    if os.path.isfile(config_file):
+        config = artifacts.read_json(config_file, "training config")
+        return config.get("task", LEGACY_TASK)
+    if default is None:
+        raise errors.UsageError(
+            f"{path!r} does not say which task its model is for (no "
+            f"{artifacts.TASK_FILE_NAME} or {artifacts.CONFIG_FILE_NAME} "
+            "beside it); pass --task."
+        )
+    return default
+
+
 def evaluate_workdir(workdir, data_dir=None, batch_size=None):
     """Evaluates `<workdir>/model.keras` on the test split of its config.
 
@@ -32,7 +60,7 @@ def evaluate_workdir(workdir, data_dir=None, batch_size=None):
             "`python -m experiments.train --workdir=...`."
         )
     task = task_of_config(config)
-    model = artifacts.load_model(model_path)
+    model = task.load_model(model_path)
     dataset = task.build_inputs(
         "test",
         training=False,

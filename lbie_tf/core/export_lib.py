@@ -45,7 +45,7 @@ def _task_and_model(model_or_path, config, task_name):
     else:
         task = task_lib.get_task_class(task_name or evaluate_lib.LEGACY_TASK)()
     if isinstance(model_or_path, (str, os.PathLike)):
-        model = artifacts.load_model(model_path)
+        model = task.load_model(model_path)
     elif isinstance(model_or_path, keras.Model):
         model = model_or_path
     else:

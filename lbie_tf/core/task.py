@@ -59,6 +59,16 @@ class Endpoint:
     input_signature: list
 
 
+@dataclasses.dataclass(frozen=True)
+class EditExample:
+    """An input to try `experiments.edit` on: the image file, its text,
+    and lines telling a person what was written."""
+
+    image_path: str
+    text: str
+    lines: tuple = ()
+
+
 class Task:
     """Base class of an experiment; subclasses are registered with
     `register_task`.
@@ -103,6 +113,18 @@ class Task:
         raise NotImplementedError
 
     # === Model ===
+    def register_keras_objects(self):
+        """Imports the modules that register the task's Keras layers and
+        losses (needed before a saved model of the task loads)."""
+
+    def load_model(self, path):
+        """Loads a `.keras` file, workdir or export of this task, with the
+        one error translation of `artifacts.load_model`."""
+        from lbie_tf.core import artifacts
+
+        self.register_keras_objects()
+        return artifacts.load_model(path, what=f"a {self.name} model")
+
     def build_model(self, training_steps=None):
         """The keras.Model; `training_steps` is the number of training
         batches it will see (None: a model built only to run)."""
@@ -161,12 +183,23 @@ class Task:
         """What `experiments.edit` and the web page show for one input."""
         raise NotImplementedError
 
+    def edit_files(self, model_path, image_path, text, out_path, options):
+        """Edits an image file as `text` says and writes `out_path`; checks
+        every input before loading the model. `options` holds the edit
+        CLI's optional flags ({name: value}); a task reads those it knows.
+
+        Returns:
+          Lines that tell a person what was written.
+        """
+        raise NotImplementedError
+
     def serving_examples(self):
         """{signature name: {input name: numpy array}}: one valid request
         per signature (the task checklist and the web page use them)."""
         raise NotImplementedError
 
-    def write_edit_example(self, directory):
-        """Writes an input to try `experiments.edit` on into `directory`;
-        returns (image path, text)."""
+    def write_edit_example(self, directory, options=None):
+        """Writes an input to try `experiments.edit` on into `directory`
+        (`options`: the edit CLI's example flags, {name: value}); returns an
+        `EditExample`."""
         raise NotImplementedError

@@ -7,7 +7,9 @@ second; TensorFlow and Keras are imported only to load and run the model.
 
 import dataclasses
 import os
+import re
 import tempfile
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -18,19 +20,6 @@ from lbie_tf.cosal import explain_figure
 
 DEFAULT_IMAGE_SIZE = 48
 BACKGROUND_RGB = (255, 255, 255)
-_MODE_NAMES = {
-    "1": "1-bit black and white",
-    "L": "8-bit grey",
-    "LA": "grey with alpha",
-    "P": "palette",
-    "PA": "palette with alpha",
-    "RGBA": "RGB with alpha",
-    "CMYK": "CMYK",
-    "I": "32-bit integer grey",
-    "I;16": "16-bit grey",
-    "I;16B": "16-bit grey",
-    "F": "32-bit float grey",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,17 +121,25 @@ def parse_description(text):
 
 
 def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
-    """Reads an 8-bit RGB image of silhouettes (black shapes on white).
+    """Reads an image of silhouettes (black shapes on white) as 8-bit RGB.
+
+    Any mode Pillow reads is converted (DEVIATIONS.md, "Edit CLI input"):
+    grey, 1-bit and palette images to RGB, 16-bit grey by its high byte,
+    and alpha (RGBA, LA, a transparent palette entry) composited on white,
+    as the exported `serving_bytes` signature does. The header is checked
+    before any pixel is decoded: an image above core MAX_IMAGE_PIXELS
+    (a decompression bomb) or of another size than image_size x image_size
+    is refused.
 
     Returns:
       uint8 array (image_size, image_size, 3).
 
     Raises:
-      ImageError: if the file is missing, not an image, not mode RGB or not
-        image_size x image_size pixels.
+      ImageError: if the file is missing, not an image, damaged, too large
+        or not image_size x image_size pixels.
     """
     accepted = (
-        f"expected a {image_size}x{image_size} 8-bit RGB PNG of black "
+        f"expected a {image_size}x{image_size} image (PNG or JPEG) of black "
         "shapes on white"
     )
     path = os.fspath(path)
@@ -151,10 +148,32 @@ def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
             f"image not found: {path!r} is not a file; {accepted}."
         )
     try:
-        with Image.open(path) as image:
-            mode, size = image.mode, image.size
-            if mode == "RGB" and size == (image_size, image_size):
-                pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        # Image.open reads only the header. Pillow warns, or raises, about
+        # decompression bombs there; its limits are above ours, so its
+        # warning is silenced and its error reported with our limit.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > images.MAX_IMAGE_PIXELS:
+                limit = images.pixel_limit_message(
+                    width * height, width, height
+                )
+                raise errors.ImageError(f"{path!r}: {limit}; {accepted}.")
+            if (width, height) != (image_size, image_size):
+                raise errors.ImageError(
+                    f"{path!r} is {width}x{height} pixels; {accepted}."
+                )
+            pixels = images.to_rgb(image)
+    except errors.UserError:
+        raise
+    except Image.DecompressionBombError as error:
+        # Pillow's message is the only place its header count survives.
+        count = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = count.group(1) if count else f"over {images.MAX_IMAGE_PIXELS}"
+        limit = images.pixel_limit_message(pixels)
+        raise errors.ImageError(f"{path!r}: {limit}; {accepted}.") from None
     except Image.UnidentifiedImageError:
         raise errors.ImageError(
             f"{path!r} is not an image file; {accepted}."
@@ -164,16 +183,6 @@ def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
             f"{path!r} is a damaged image ({errors.one_line(error)}); "
             f"{accepted}."
         ) from None
-    if mode != "RGB":
-        description = _MODE_NAMES.get(mode, "unsupported")
-        raise errors.ImageError(
-            f"{path!r} has image mode {mode} ({description}); {accepted} "
-            "(mode RGB; convert with Pillow: Image.open(path).convert('RGB'))."
-        )
-    if size != (image_size, image_size):
-        raise errors.ImageError(
-            f"{path!r} is {size[0]}x{size[1]} pixels; {accepted}."
-        )
     return pixels
 
 
@@ -267,7 +276,7 @@ def run_model(model, image, sentence_ids):
     attention = outputs.get("attention_weights")
     if attention is not None:
         attention = ops.convert_to_numpy(attention)[0]
-    stop_steps = models.kept_steps(model, outputs)
+    stop_steps = models.kept_steps(outputs)
     return EditResult(
         labels=labels,
         colored_image=colorize_labels(labels),

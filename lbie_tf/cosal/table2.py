@@ -4,6 +4,8 @@ import json
 import os
 import time
 
+from lbie_tf.core import artifacts
+
 # Paper Table 2: average IoU by (T, attention, number of direct sentences).
 PAPER_TABLE2 = {
     (1, False, 4): 0.2107,
@@ -192,10 +194,7 @@ def write_results(rows, results_dir, settings=None):
             markdown_table(rows, settings),
         ),
     ):
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w") as f:
-            f.write(text)
-        os.replace(temporary, path)
+        artifacts.write_text(path, text)
     return rows
 
 

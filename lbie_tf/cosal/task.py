@@ -1,10 +1,13 @@
-"""CoSaL as a Task: the paper's section 4.1 experiment on the core."""
+"""CoSaL as a Task: the paper's section 4.1 experiment on the core.
+
+The task's modules import TensorFlow, which takes seconds; they are
+imported inside the methods that need them, so that `experiments.edit`
+can check a user's input and fail in well under a second.
+"""
 
 import copy
 
-from lbie_tf.core import optimizers
 from lbie_tf.core import task as task_lib
-from lbie_tf.cosal import evaluation, input_pipeline, losses, models, summaries
 
 # Fields that configs written by earlier versions lack, with the value those
 # versions used (the original family had only the released decoder, the
@@ -56,6 +59,8 @@ class CosalTask(task_lib.Task):
     """
 
     def __init__(self, config=None):
+        from lbie_tf.cosal import input_pipeline, models
+
         if config is not None:
             config = upgrade_legacy_config(copy.deepcopy(config))
             num_colors = input_pipeline.builder_config(config.data).num_colors
@@ -66,6 +71,8 @@ class CosalTask(task_lib.Task):
 
     # === Data ===
     def prepare_data(self):
+        from lbie_tf.cosal import input_pipeline
+
         if self._builder is None:
             self._builder = input_pipeline.prepare(
                 input_pipeline.get_builder(self.config.data)
@@ -73,6 +80,8 @@ class CosalTask(task_lib.Task):
         return self._builder
 
     def num_examples(self, split):
+        from lbie_tf.cosal import input_pipeline
+
         subset = self.config.data.train_examples if split == "train" else None
         return input_pipeline.num_split_examples(
             self.prepare_data(), split, subset
@@ -87,6 +96,8 @@ class CosalTask(task_lib.Task):
         first_epoch=0,
         num_epochs=1,
     ):
+        from lbie_tf.cosal import input_pipeline, models
+
         builder = self.prepare_data()
         if not training:
             return input_pipeline.make_dataset(
@@ -116,10 +127,18 @@ class CosalTask(task_lib.Task):
         )
 
     # === Model ===
+    def register_keras_objects(self):
+        # The model module imports every layer and loss a CoSaL model uses.
+        from lbie_tf.cosal import models  # noqa: F401
+
     def build_model(self, training_steps=None):
+        from lbie_tf.cosal import models
+
         return models.build_cosal_model(self.config.model, training_steps)
 
     def build_losses(self):
+        from lbie_tf.cosal import losses, models
+
         model_config = self.config.model
         weight = self.config.train.foreground_weight
         if models.target_output(model_config) == "step_logits":
@@ -131,6 +150,8 @@ class CosalTask(task_lib.Task):
         return {models.target_output(model_config): loss}
 
     def build_optimizer(self, steps_per_epoch):
+        from lbie_tf.core import optimizers
+
         train = self.config.train
         return optimizers.adam(
             train.learning_rate,
@@ -141,6 +162,8 @@ class CosalTask(task_lib.Task):
 
     # === Evaluation ===
     def evaluate(self, model, dataset):
+        from lbie_tf.cosal import evaluation
+
         return evaluation.evaluate_model(
             model, dataset, self.config.model.num_classes
         )
@@ -154,9 +177,13 @@ class CosalTask(task_lib.Task):
         )
 
     def describe_run(self):
+        from lbie_tf.cosal import evaluation
+
         return {"task": self.name, **evaluation.describe_run(self.config)}
 
     def write_summaries(self, writer, model, batch, results, step):
+        from lbie_tf.cosal import summaries
+
         summaries.write_summaries(
             writer,
             model,
@@ -198,11 +225,56 @@ class CosalTask(task_lib.Task):
             },
         }
 
-    def write_edit_example(self, directory):
+    def write_edit_example(self, directory, options=None):
+        """A test-split example (options: `index`, `num_direct`): in.png,
+        text.txt and target.png (the true colours)."""
         from lbie_tf.cosal import editing
 
-        image_path, text_path, _ = editing.write_example(directory)
+        options = options or {}
+        image_path, text_path, target_path = editing.write_example(
+            directory,
+            num_direct=options.get("num_direct", 8),
+            index=options.get("index", 0),
+        )
         with open(text_path, encoding="utf-8") as file:
             text = ". ".join(line.strip() for line in file if line.strip())
-        return image_path, text
+        return task_lib.EditExample(
+            image_path=image_path,
+            text=text,
+            lines=(
+                f"input image:  {image_path}",
+                f"description:  {text_path}",
+                f"true colours: {target_path}",
+                "try: python -m experiments.edit --model=<model> "
+                f"--image={image_path} --text_file={text_path} --out=out.png",
+            ),
+        )
 
+    def edit_files(self, model_path, image_path, text, out_path, options):
+        """Colours a silhouette image as its nine sentences say (options:
+        `explain` a Figure 5 picture path, `scale` the enlargement)."""
+        import os
+
+        from lbie_tf.cosal import editing
+
+        written = editing.edit(
+            model_path=model_path,
+            image_path=image_path,
+            text=text,
+            out_path=out_path,
+            explain_path=options.get("explain"),
+            scale=options.get("scale", 1),
+        )
+        lines = [f"edited image: {os.path.abspath(written.out_path)}"]
+        if written.explain_path is not None:
+            lines.append(
+                f"explanation:  {os.path.abspath(written.explain_path)}"
+            )
+        lines.append("colour per cell:")
+        names = written.cell_colors
+        for row in range(3):
+            cells = names[3 * row : 3 * row + 3]
+            lines.append(
+                ("  " + " | ".join(f"{n:11s}" for n in cells)).rstrip()
+            )
+        return lines

@@ -82,3 +82,34 @@ def test_edit_works_with_a_shipped_model(tmp_path):
     shape = np.asarray(Image.open(example / "in.png")).min(-1) < 128
     assert edited.shape == target.shape
     assert np.mean(np.all(edited == target, -1)[shape]) >= 0.6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_scores_its_eval_json_on_the_whole_test_split(
+    name, tmp_path
+):
+    """The shipped model, loaded as users load it, gives the numbers its
+    eval.json records on the whole 10,000-image test split (within 0.002).
+
+    Example i of a split is drawn from its own random stream, so a build
+    with a tiny training split has the registered config's test split.
+    """
+    from lbie_tf import tasks  # noqa: F401
+    from lbie_tf.core import artifacts, evaluate_lib
+
+    directory = os.path.join(REPO, "pretrained", name)
+    with open(os.path.join(directory, "eval.json")) as f:
+        recorded = json.load(f)
+    config = artifacts.read_run_config(directory)
+    config.data.data_dir = str(tmp_path)
+    config.data.overrides.train_size = 8
+    config.data.overrides.test_size = recorded["num_examples"]
+    config.data.train_examples = -1
+    task = evaluate_lib.task_of_config(config)
+    model = editing.load_model(directory)
+    dataset = task.build_inputs("test", training=False, batch_size=500)
+    results = task.evaluate(model, dataset)
+    assert results["num_examples"] == recorded["num_examples"] == 10_000
+    for key in ("iou_shapes", "miou_colors"):
+        assert abs(results[key] - recorded[key]) <= 0.002, key

@@ -88,7 +88,7 @@ def test_read_silhouette_image_returns_the_pixels(tmp_path):
     np.testing.assert_array_equal(editing.read_silhouette_image(path), pixels)
 
 
-def _bad_images(tmp_path):
+def _other_modes(tmp_path):
     rgb = _silhouette()
     grey = rgb[..., 0]
     paths = {
@@ -102,7 +102,16 @@ def _bad_images(tmp_path):
     }
     Image.fromarray(grey).convert("1").save(paths["1"])
     Image.fromarray(rgb).convert("P").save(paths["P"])
-    return paths
+    return rgb, paths
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L", "I;16", "1", "P"])
+def test_read_silhouette_image_converts_other_modes(tmp_path, mode):
+    rgb, paths = _other_modes(tmp_path)
+    assert Image.open(paths[mode]).mode == mode
+    np.testing.assert_array_equal(
+        editing.read_silhouette_image(paths[mode]), rgb
+    )
 
 
 @pytest.mark.parametrize("size", [(32, 32), (96, 96), (48, 47)])
