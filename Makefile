@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
+SOURCES := lbie_tf keras_layers data_builders experiments tests benchmarks
 
 .PHONY: demo test test-fast lint format table2 bench clean
 
@@ -15,19 +16,20 @@ $(STAMP): requirements.txt
 demo: $(STAMP)
 	$(BIN)/python -m experiments.demo --workdir=runs/demo
 
-test: $(STAMP)
+# Lint first: a formatting or lint error fails in seconds, before the suite.
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist=loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist=loadfile -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check lbie_tf keras_layers data_builders experiments tests benchmarks
-	$(BIN)/ruff format --check lbie_tf keras_layers data_builders experiments tests benchmarks
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 format: $(STAMP)
-	$(BIN)/ruff format lbie_tf keras_layers data_builders experiments tests benchmarks
-	$(BIN)/ruff check --fix lbie_tf keras_layers data_builders experiments tests benchmarks
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 table2: $(STAMP)
 	$(BIN)/python -m experiments.table2 --cells=all --workdir=runs/table2

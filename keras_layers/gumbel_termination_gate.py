@@ -88,6 +88,11 @@ class GumbelTerminationGate(keras.layers.Layer):
       of the first step whose gate fires (g_i^t >= `threshold`), or of step
       T when none fires (Algorithm 1).
 
+    The layer also returns that choice, the step each region keeps, so that
+    evaluation and pictures read the gate's decision instead of re-deriving
+    it: at inference the first firing step (step T during the warm-up), in
+    training argmax_t z_i (the sampled step when the selection is one-hot).
+
     The temperature lambda is `temperature(step)`, where `step` is a
     non-trainable int64 counter variable of the layer, saved with it, that
     every call with `training=True` increments by one after reading it (so
@@ -122,7 +127,9 @@ class GumbelTerminationGate(keras.layers.Layer):
       training: see above.
 
     Returns:
-      `(fused, stop_probabilities)`: (B, H, W, D_out) and (B, H, W, T).
+      `(fused, stop_probabilities, stop_step)`: (B, H, W, D_out),
+      (B, H, W, T) and (B, H, W) int32, the 0-based step each region keeps
+      (see above).
     """
 
     def __init__(
@@ -241,6 +248,7 @@ class GumbelTerminationGate(keras.layers.Layer):
             # A single step is always selected; this also avoids a softmax
             # over an axis of size 1.
             selection = ops.ones_like(logits)
+            stop_step = ops.zeros_like(logits[..., 0], dtype="int32")
             if training:
                 self.step.assign_add(1)
         elif training:
@@ -279,18 +287,25 @@ class GumbelTerminationGate(keras.layers.Layer):
                     warm_steps = ops.full(ops.shape(logits)[:-1], num_steps - 1)
                 warm = ops.one_hot(warm_steps, num_steps, dtype=selection.dtype)
                 selection = in_warmup * warm + (1.0 - in_warmup) * selection
+            stop_step = ops.cast(ops.argmax(selection, axis=-1), "int32")
         else:
             fired = _force_last_stop(
                 gate_probs >= self.threshold,
                 ops.ones_like(gate_probs[..., -1:], dtype="bool"),
             )
             # argmax returns the first maximum: the first step that fires.
-            first = ops.argmax(ops.cast(fired, "int32"), axis=-1)
+            stop_step = ops.cast(
+                ops.argmax(ops.cast(fired, "int32"), axis=-1), "int32"
+            )
             if self.warmup_steps:
-                first = ops.where(self.in_warmup(), num_steps - 1, first)
-            selection = ops.one_hot(first, num_steps, dtype=step_outputs.dtype)
+                stop_step = ops.where(
+                    self.in_warmup(), num_steps - 1, stop_step
+                )
+            selection = ops.one_hot(
+                stop_step, num_steps, dtype=step_outputs.dtype
+            )
         fused = ops.einsum("bthwd,bhwt->bhwd", step_outputs, selection)
-        return fused, stop_probabilities
+        return fused, stop_probabilities, stop_step
 
     def get_config(self):
         config = super().get_config()

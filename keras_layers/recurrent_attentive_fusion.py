@@ -36,8 +36,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       stops uses the last step.
     - "last": the last step's output O_hat^{T-1}.
     - "none": also O_hat^{T-1}, for models that decode every step themselves
-      (the original code, spec section 2 items 1-2) and read
-      `step_outputs`.
+      (the released code) and read `step_outputs`.
 
     With T = 1 the layer is a single attention + cell step.
 
@@ -64,6 +63,10 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
       return_attention: whether to return the attention weights.
       return_stop_probabilities: whether to return the stop distribution
         beta (requires termination="gumbel").
+      return_stop_step: whether to return the step each region keeps, the
+        gate's own decision (requires termination="gumbel"); off by
+        default, so that configs saved before the flag existed load
+        unchanged.
       seed: optional int seeding the initializers and the Gumbel noise.
 
     Call arguments:
@@ -75,8 +78,9 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
     Returns:
       The fused map (B, H, W, units) when no `return_*` flag is set; else a
       dict with "fused" and, as requested, "step_outputs" (B, T, H, W,
-      units), "attention_weights" (B, H*W, L, T) and "stop_probabilities"
-      (B, H, W, T).
+      units), "attention_weights" (B, H*W, L, T), "stop_probabilities"
+      (B, H, W, T) and "stop_step" (B, H, W) int32 (0-based; see
+      `GumbelTerminationGate`).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         return_sequences=False,
         return_attention=False,
         return_stop_probabilities=False,
+        return_stop_step=False,
         seed=None,
         **kwargs,
     ):
@@ -139,12 +144,15 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 f"`termination` must be one of {_TERMINATIONS}. "
                 f"Received: termination={termination!r}"
             )
-        if return_stop_probabilities and termination != "gumbel":
-            raise ValueError(
-                "`return_stop_probabilities=True` requires "
-                "termination='gumbel'. "
-                f"Received: termination={termination!r}"
-            )
+        for flag, value in (
+            ("return_stop_probabilities", return_stop_probabilities),
+            ("return_stop_step", return_stop_step),
+        ):
+            if value and termination != "gumbel":
+                raise ValueError(
+                    f"`{flag}=True` requires termination='gumbel'. "
+                    f"Received: termination={termination!r}"
+                )
         _check_seed(seed)
         self.units = units
         self.num_steps = num_steps
@@ -165,6 +173,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
         self.return_sequences = bool(return_sequences)
         self.return_attention = bool(return_attention)
         self.return_stop_probabilities = bool(return_stop_probabilities)
+        self.return_stop_step = bool(return_stop_step)
         self.seed = seed
 
         self.attention = TextAttention(
@@ -254,19 +263,23 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
 
         results = {}
         if self.termination_gate is not None:
-            results["fused"], stop_probabilities = self.termination_gate(
+            fused, stop_probabilities, stop_step = self.termination_gate(
                 ops.stack(step_outputs, axis=1),
                 ops.stack(step_states, axis=1),
                 training=training,
             )
+            results["fused"] = fused
             if self.return_stop_probabilities:
                 results["stop_probabilities"] = stop_probabilities
+            if self.return_stop_step:
+                results["stop_step"] = stop_step
         else:
             results["fused"] = step_outputs[-1]
         if not (
             self.return_sequences
             or self.return_attention
             or self.return_stop_probabilities
+            or self.return_stop_step
         ):
             return results["fused"]
         if self.return_sequences:
@@ -311,6 +324,7 @@ class RecurrentAttentiveFusion(keras.layers.Layer):
                 "return_sequences": self.return_sequences,
                 "return_attention": self.return_attention,
                 "return_stop_probabilities": self.return_stop_probabilities,
+                "return_stop_step": self.return_stop_step,
                 "seed": self.seed,
             }
         )

@@ -17,8 +17,6 @@ def predicted_labels(outputs):
 # How many test images the text-sensitivity check reads (a second forward
 # pass each).
 TEXT_SENSITIVITY_IMAGES = 1000
-# The outputs that say which step a T > 1 model kept (models).
-_STOP_OUTPUTS = ("stop_step", "stop_probabilities")
 
 
 def evaluate_model(model, dataset, num_classes, max_batches=None):
@@ -40,8 +38,9 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
       when every image is given the next image's sentences (0 for a model
       that ignores the text, about 5/6 for a perfect one with 6 colours);
       for T > 1 models also kept_step_fractions (how often each step's
-      output was the one kept, over every region of the paper model or
-      every pixel of the original model) and kept_step_unit.
+      output was the one kept, read from the model's "stop_step" output:
+      over every region of the paper model or every pixel of the original
+      model) and kept_step_unit ("region" or "pixel").
     """
     color_iou = ColorMeanIoU(num_classes)
     shape_iou = ShapeAverageIoU()
@@ -54,8 +53,9 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
         shape_iou.update_state(
             targets["color_labels"], targets["shape_labels"], labels
         )
-        stops = {k: outputs[k] for k in _STOP_OUTPUTS if k in outputs}
-        return tf.shape(labels)[0], stops
+        # One-step models emit no "stop_step".
+        stops = {k: v for k, v in outputs.items() if k == "stop_step"}
+        return tf.shape(labels), stops
 
     @tf.function
     def text_step(inputs, targets):
@@ -73,7 +73,7 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
 
     start = time.perf_counter()
     num_examples = 0
-    kept_counts = None
+    kept_counts = kept_step_unit = None
     shape_pixels = changed_pixels = 0
     for index, (inputs, targets) in enumerate(dataset):
         if max_batches is not None and index >= max_batches:
@@ -82,10 +82,16 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
             shape, changed = text_step(inputs, targets)
             shape_pixels += int(shape)
             changed_pixels += int(changed)
-        batch_size, stops = step(inputs, targets)
-        num_examples += int(batch_size)
-        steps = models.kept_steps(model, stops)
+        labels_shape, stops = step(inputs, targets)
+        num_examples += int(labels_shape[0])
+        steps = models.kept_steps(stops)
         if steps is not None:
+            # The original family's mixture picks a step per pixel, the
+            # paper's gate one per region of the 6 x 6 fused map.
+            per_pixel = (
+                list(steps.shape[1:]) == labels_shape.numpy()[1:].tolist()
+            )
+            kept_step_unit = "pixel" if per_pixel else "region"
             counts = np.bincount(steps.reshape(-1), minlength=_num_steps(model))
             kept_counts = (
                 counts if kept_counts is None else kept_counts + counts
@@ -103,9 +109,7 @@ def evaluate_model(model, dataset, num_classes, max_batches=None):
         results["kept_step_fractions"] = [
             float(x) for x in kept_counts / kept_counts.sum()
         ]
-        results["kept_step_unit"] = (
-            "pixel" if "stop_step" in stops else "region"
-        )
+        results["kept_step_unit"] = kept_step_unit
     results["eval_s"] = time.perf_counter() - start
     return results
 

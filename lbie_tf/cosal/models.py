@@ -3,11 +3,11 @@
 import numpy as np
 from keras import ops
 
-from keras_layers.gumbel_termination_gate import GumbelTerminationGate
+from lbie_tf.core import errors
 
-# losses is imported so that a trained model's compile config (its
-# loss) deserializes after `import lbie_tf.cosal_models`.
-from lbie_tf.core import errors  # noqa: F401
+# losses is imported so that a trained model's compile config (its loss)
+# deserializes after `import lbie_tf.cosal.models`.
+from lbie_tf.cosal import losses  # noqa: F401
 from lbie_tf.cosal.paper_model import build_paper_model, warmup_steps
 from lbie_tf.cosal.released_model import build_original_model
 
@@ -79,68 +79,21 @@ def target_output(model_config):
     return "logits"
 
 
-def first_firing_steps(stop_probabilities, threshold=0.5):
-    """The step whose output each region keeps at inference (0-based).
-
-    The Gumbel termination gate stops a region at the first step whose gate
-    g_t reaches `threshold` (step T if none does). Its stop distribution
-    beta_t = g_t * prod_{k<t} (1 - g_k) gives back the gates as
-    g_t = beta_t / (1 - sum_{k<t} beta_k).
-
-    Args:
-      stop_probabilities: array (..., T) of beta, summing to 1 over T.
-      threshold: the gate's inference threshold.
-
-    Returns:
-      int array (...) of 0-based steps.
-    """
-    beta = np.asarray(stop_probabilities, dtype=np.float64)
-    if beta.ndim < 1 or beta.shape[-1] < 1:
-        raise ValueError(
-            "stop_probabilities must have shape (..., steps); received "
-            f"shape {beta.shape}."
-        )
-    survival = 1.0 - np.cumsum(beta, axis=-1) + beta
-    gates = beta / np.maximum(survival, 1e-12)
-    fired = gates >= threshold
-    fired[..., -1] = True
-    return fired.argmax(axis=-1)
-
-
-def _gumbel_gate(model):
-    """The model's Gumbel termination gate, or None."""
-    for layer in model.layers:
-        gate = getattr(layer, "termination_gate", None)
-        if isinstance(gate, GumbelTerminationGate):
-            return gate
-    return None
-
-
-def gate_threshold(model, default=0.5):
-    """The inference threshold of the model's Gumbel termination gate."""
-    gate = _gumbel_gate(model)
-    return default if gate is None else gate.threshold
-
-
-def kept_steps(model, outputs):
+def kept_steps(outputs):
     """The 0-based step whose output each region or pixel kept.
 
+    Both families emit the decision as their "stop_step" output, made in
+    the graph by the layer that uses it (the paper's termination gate, the
+    released code's mixture), so nothing here re-derives it.
+
     Args:
-      model: the CoSaL keras.Model that gave `outputs`.
-      outputs: its output dict for a batch.
+      outputs: a CoSaL model's output dict for a batch.
 
     Returns:
-      int64 array (B, 6, 6) for the paper model (the Gumbel gate's first
-      firing step per region), (B, 48, 48) for the original model (the
-      mixture's step per pixel), or None for one-step models.
+      int64 array (B, 6, 6) for the paper model (per region of the fused
+      map), (B, 48, 48) for the original model (per pixel), or None for
+      one-step models, which have no "stop_step".
     """
-    if "stop_step" in outputs:
-        return ops.convert_to_numpy(outputs["stop_step"]).astype(np.int64)
-    if "stop_probabilities" in outputs:
-        beta = ops.convert_to_numpy(outputs["stop_probabilities"])
-        gate = _gumbel_gate(model)
-        if gate is not None and bool(gate.in_warmup()):
-            # Still warming up: the gate keeps step T everywhere.
-            return np.full(beta.shape[:-1], beta.shape[-1] - 1, np.int64)
-        return first_firing_steps(beta, gate_threshold(model)).astype(np.int64)
-    return None
+    if "stop_step" not in outputs:
+        return None
+    return ops.convert_to_numpy(outputs["stop_step"]).astype(np.int64)

@@ -72,8 +72,10 @@ def build_paper_model(model_config, training_steps=None):
     Returns:
       A keras.Model from {"image" uint8 (B, S, S, 3), "sentences" int32
       (B, 9, 3)} to {"logits" (B, S, S, num_classes)}, plus
-      "attention_weights" (B, 36, 9, T) with attention and
-      "stop_probabilities" (B, 6, 6, T) for T > 1.
+      "attention_weights" (B, 36, 9, T) with attention and, with the Gumbel
+      gate (T > 1), "stop_probabilities" (B, 6, 6, T) and "stop_step"
+      (B, 6, 6) int32, the step each region keeps (the released family's
+      output of the same name gives it per pixel).
     """
     size = model_config.image_size
     seed = model_config.seed
@@ -95,6 +97,7 @@ def build_paper_model(model_config, training_steps=None):
     outputs = {}
     if model_config.attention:
         num_steps = model_config.num_steps
+        gumbel = model_config.termination == "gumbel"
         fusion = RecurrentAttentiveFusion(
             units=model_config.fusion_units,
             num_steps=num_steps,
@@ -110,15 +113,17 @@ def build_paper_model(model_config, training_steps=None):
             termination_warmup_steps=warmup_steps(model_config, training_steps),
             termination_warmup_selection=model_config.termination_warmup_selection,
             return_attention=True,
-            return_stop_probabilities=model_config.termination == "gumbel",
+            return_stop_probabilities=gumbel,
+            return_stop_step=gumbel,
             seed=seed,
             name="fusion",
         )
         fusion_outputs = fusion(image_features, text_features)
         fused = fusion_outputs["fused"]
         outputs["attention_weights"] = fusion_outputs["attention_weights"]
-        if "stop_probabilities" in fusion_outputs:
+        if gumbel:
             outputs["stop_probabilities"] = fusion_outputs["stop_probabilities"]
+            outputs["stop_step"] = fusion_outputs["stop_step"]
     else:
         if model_config.num_steps != 1:
             raise ValueError(

@@ -116,7 +116,7 @@ def test_evaluate_model_reports_which_steps_were_kept(cell, unit):
             np.int32
         ),
     }
-    steps = models.kept_steps(model, model(inputs, training=False))
+    steps = models.kept_steps(model(inputs, training=False))
     want = np.bincount(steps.reshape(-1), minlength=4) / steps.size
     np.testing.assert_allclose(results["kept_step_fractions"], want, atol=1e-9)
 

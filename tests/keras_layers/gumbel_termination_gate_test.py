@@ -28,6 +28,22 @@ def reference_stop_distribution(gates):
     return beta
 
 
+def reference_kept_step(gates, threshold, warming_up=False):
+    """The step each region keeps at inference (Algorithm 1): the first
+    step t < T whose gate reaches `threshold`, else step T (the gate of
+    step T is not read); step T while the gate warms up. 0-based."""
+    steps = gates.shape[-1]
+    kept = np.full(gates.shape[:-1], steps - 1)
+    if warming_up:
+        return kept
+    for region in np.ndindex(gates.shape[:-1]):
+        for t in range(steps - 1):
+            if gates[region][t] >= threshold:
+                kept[region] = t
+                break
+    return kept
+
+
 def sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -103,7 +119,7 @@ def test_gate_probabilities_is_a_sigmoid_of_a_linear_map():
     gate.gate_bias.assign(0.3)
     want = np.moveaxis(sigmoid(states @ kernel + 0.3), 1, -1)
     np.testing.assert_allclose(gate.gate_probabilities(states), want, atol=1e-6)
-    _, beta = gate(one_hot_outputs(2, 3, 2, 2), states)
+    _, beta, _ = gate(one_hot_outputs(2, 3, 2, 2), states)
     np.testing.assert_allclose(
         beta, reference_stop_distribution(want), atol=1e-6
     )
@@ -123,18 +139,46 @@ def test_inference_stops_at_the_first_firing_step_else_the_last(threshold):
     states = states_from_logits(np.log(gates / (1.0 - gates)))
     outputs = np.random.default_rng(2).normal(size=(1, 4, 3, 2, 5))
     gate = gate_reading_channel_zero(states, threshold=threshold)
+    first = reference_kept_step(gates, threshold)
     for training in (None, False):
-        fused, _ = gate(outputs.astype("float32"), states, training=training)
-        fired = gates >= threshold
-        fired[..., -1] = True
-        first = fired.argmax(-1)  # first True
+        fused, _, stop_step = gate(
+            outputs.astype("float32"), states, training=training
+        )
         want = np.take_along_axis(
             np.moveaxis(outputs, 1, -1), first[:, :, :, None, None], -1
         )[..., 0]
         np.testing.assert_allclose(fused, want, atol=1e-6)
+        # The emitted step is the one whose output was kept.
+        assert stop_step.dtype == "int32"
+        np.testing.assert_array_equal(stop_step, first)
     if threshold == 0.5:
         np.testing.assert_array_equal(first[0], [[1, 0], [3, 3], [0, 1]])
     assert int(gate.step.numpy()) == 0
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.5, 0.8])
+@pytest.mark.parametrize("steps", [2, 5])
+def test_emitted_stop_step_matches_the_reference_rule(threshold, steps):
+    rng = np.random.default_rng(steps)
+    # Gates on a 0.05 grid offset by 0.025: never within 0.025 of a
+    # threshold, so float32 rounding cannot flip a decision.
+    gates = rng.integers(0, 20, size=(3, 4, 5, steps)) / 20 + 0.025
+    states = states_from_logits(np.log(gates / (1.0 - gates)))
+    outputs = one_hot_outputs(3, steps, 4, 5)
+    gate = gate_reading_channel_zero(
+        states, threshold=threshold, warmup_steps=1, seed=0
+    )
+    want = reference_kept_step(gates, threshold)
+    assert 0 < np.mean(want == steps - 1) < 1
+    # The counter at 0 (warming up) and at 1 (warm-up over, no gated
+    # training batch yet) keeps step T; at 2 the gate decides.
+    for counter, warming_up in ((0, True), (1, True), (2, False)):
+        gate.step.assign(counter)
+        fused, _, stop_step = gate(outputs, states, training=False)
+        expected = reference_kept_step(gates, threshold, warming_up)
+        np.testing.assert_array_equal(stop_step, expected)
+        np.testing.assert_array_equal(np.argmax(fused, -1), expected)
+    np.testing.assert_array_equal(stop_step, want)
 
 
 @pytest.mark.parametrize("straight_through", [True, False])
@@ -152,10 +196,15 @@ def test_sampled_stop_steps_follow_beta(straight_through):
         states, temperature=0.1, straight_through=straight_through, seed=5
     )
     outputs = one_hot_outputs(batch, steps, height, width)
-    fused, stop_probabilities = gate(outputs, states, training=True)
+    fused, stop_probabilities, stop_step = gate(outputs, states, training=True)
     fused = np.asarray(fused).reshape(-1, steps)
     np.testing.assert_allclose(
         np.asarray(stop_probabilities)[0, 0, 0], beta, atol=1e-6
+    )
+    # In training the emitted step is the sample's: argmax_t z (fused is z
+    # for one-hot step outputs).
+    np.testing.assert_array_equal(
+        np.asarray(stop_step).reshape(-1), fused.argmax(-1)
     )
     if straight_through:
         # The forward pass is hard: every region picks exactly one step.
@@ -172,7 +221,7 @@ def test_training_mixes_softly_at_high_temperature():
     logits = np.zeros((1, 2, 2, 3), "float32")
     states = states_from_logits(logits)
     gate = gate_reading_channel_zero(states, temperature=100.0, seed=0)
-    fused, _ = gate(one_hot_outputs(1, 3, 2, 2), states, training=True)
+    fused, _, _ = gate(one_hot_outputs(1, 3, 2, 2), states, training=True)
     # A very hot softmax is nearly uniform over the steps.
     np.testing.assert_allclose(fused, np.full((1, 2, 2, 3), 1 / 3), atol=0.02)
 
@@ -191,7 +240,7 @@ def test_gradients_reach_the_gate_parameters(straight_through):
         gate.build(states.shape, states.shape)
         gate.gate_kernel.assign(np.full(4, 0.3, "float32"))
         with tf.GradientTape() as tape:
-            fused, _ = gate(outputs, states, training=True)
+            fused, _, _ = gate(outputs, states, training=True)
             loss = tf.reduce_sum(fused * target)
         grads = tape.gradient(loss, [gate.gate_kernel, gate.gate_bias])
         for grad in grads:
@@ -233,7 +282,7 @@ def test_step_counter_counts_fit_batches_and_is_saved():
     states = keras.Input((2, 3, 3, 4))
     outputs = keras.Input((2, 3, 3, 5))
     gate = GumbelTerminationGate(seed=0)
-    fused, _ = gate(outputs, states)
+    fused, _, _ = gate(outputs, states)
     model = keras.Model([outputs, states], fused)
     model.compile(optimizer="sgd", loss="mse")
     rng = np.random.default_rng(5)
@@ -254,16 +303,23 @@ def test_single_step_always_uses_it():
     outputs = rng.normal(size=(2, 1, 2, 2, 4)).astype("float32")
     gate = GumbelTerminationGate(seed=1)
     for training in (True, False):
-        fused, beta = gate(outputs, states, training=training)
+        fused, beta, stop_step = gate(outputs, states, training=training)
         np.testing.assert_allclose(fused, outputs[:, 0], atol=1e-6)
         np.testing.assert_allclose(beta, 1.0)
+        assert stop_step.dtype == "int32"
+        np.testing.assert_array_equal(stop_step, np.zeros((2, 2, 2)))
 
 
 @pytest.mark.parametrize("straight_through", [True, False])
-def test_checklist(straight_through):
+@pytest.mark.parametrize("with_stop_step", [True, False])
+def test_checklist(straight_through, with_stop_step):
     rng = np.random.default_rng(7)
     outputs = rng.normal(size=(2, 3, 2, 2, 4)).astype("float32")
     states = rng.normal(size=(2, 3, 2, 2, 3)).astype("float32")
+    shapes = [(2, 2, 2, 4), (2, 2, 2, 3), (2, 2, 2)]
+    # The checklist's fit step needs float outputs only: without the int
+    # stop step it fits, with it it checks the int output's round trip.
+    kept = 3 if with_stop_step else 2
     run_layer_checklist(
         lambda: GumbelTerminationGate(
             temperature=ConstantTemperature(0.5),
@@ -271,8 +327,8 @@ def test_checklist(straight_through):
             seed=3,
         ),
         [outputs, states],
-        [(2, 2, 2, 4), (2, 2, 2, 3)],
-        call_fn=lambda layer, x: layer(x[0], x[1]),
+        shapes[:kept],
+        call_fn=lambda layer, x: layer(x[0], x[1])[:kept],
         training_changes_output=True,
     )
 
@@ -283,7 +339,9 @@ def test_initial_bias_sets_where_the_stop_mass_starts(initial_bias):
     # Zero states: the gate is sigmoid(bias) everywhere at initialisation.
     states = np.zeros((1, 4, 2, 2, 3), "float32")
     gate = GumbelTerminationGate(initial_bias=initial_bias, seed=1)
-    _, beta = gate(rng.normal(size=(1, 4, 2, 2, 5)).astype("float32"), states)
+    _, beta, _ = gate(
+        rng.normal(size=(1, 4, 2, 2, 5)).astype("float32"), states
+    )
     want = reference_stop_distribution(
         np.full((1, 2, 2, 4), sigmoid(initial_bias))
     )
@@ -305,29 +363,30 @@ def test_warmup_selects_the_last_step_then_samples():
     for _ in range(2):
         assert bool(gate.in_warmup(training=True))
         assert bool(gate.in_warmup())
-        # Inference keeps step T too while warming up.
-        np.testing.assert_allclose(
-            gate(outputs, states, training=False)[0], outputs[:, 2]
-        )
-        fused, _ = gate(outputs, states, training=True)
+        # Inference keeps step T too while warming up, and says so.
+        fused, _, stop_step = gate(outputs, states, training=False)
+        np.testing.assert_allclose(fused, outputs[:, 2])
+        np.testing.assert_array_equal(stop_step, 2)
+        fused, _, stop_step = gate(outputs, states, training=True)
         np.testing.assert_allclose(fused, outputs[:, 2], atol=1e-6)
+        np.testing.assert_array_equal(stop_step, 2)
     # The warm-up is over, but the gate has had no training call yet:
     # inference still keeps step T.
     assert not bool(gate.in_warmup(training=True))
     assert bool(gate.in_warmup())
-    np.testing.assert_allclose(
-        gate(outputs, states, training=False)[0], outputs[:, 2]
-    )
-    fused, _ = gate(outputs, states, training=True)
+    fused, _, stop_step = gate(outputs, states, training=False)
+    np.testing.assert_allclose(fused, outputs[:, 2])
+    np.testing.assert_array_equal(stop_step, 2)
+    fused, _, _ = gate(outputs, states, training=True)
     # After warm-up the soft Gumbel sample puts weight on every step, most
     # on step 1 where the gate fires.
     assert np.all(np.asarray(fused) > 0.0)
     assert np.all(np.argmax(fused, axis=-1) == 0)
     assert int(gate.step.numpy()) == 3
     assert not bool(gate.in_warmup())
-    np.testing.assert_allclose(
-        gate(outputs, states, training=False)[0], outputs[:, 0]
-    )
+    fused, _, stop_step = gate(outputs, states, training=False)
+    np.testing.assert_allclose(fused, outputs[:, 0])
+    np.testing.assert_array_equal(stop_step, 0)
     clone = GumbelTerminationGate.from_config(gate.get_config())
     assert clone.warmup_steps == 2
 
@@ -338,16 +397,18 @@ def test_uniform_warmup_draws_one_step_per_region():
     gate = gate_reading_channel_zero(
         states, warmup_steps=1, warmup_selection="uniform", seed=4
     )
-    fused = np.asarray(gate(outputs, states, training=True)[0])
+    fused, _, stop_step = gate(outputs, states, training=True)
+    fused = np.asarray(fused)
     # Hard one-hot choices, every step drawn about equally often.
     assert set(np.unique(fused)) == {0.0, 1.0}
     np.testing.assert_array_equal(fused.sum(-1), 1.0)
     counts = np.bincount(fused.argmax(-1).ravel(), minlength=4)
     assert counts.min() >= 16, counts
+    np.testing.assert_array_equal(stop_step, fused.argmax(-1))
     # Inference keeps step T until the gate is trained.
-    np.testing.assert_allclose(
-        gate(outputs, states, training=False)[0], outputs[:, 3]
-    )
+    fused, _, stop_step = gate(outputs, states, training=False)
+    np.testing.assert_allclose(fused, outputs[:, 3])
+    np.testing.assert_array_equal(stop_step, 3)
     clone = GumbelTerminationGate.from_config(gate.get_config())
     assert clone.warmup_selection == "uniform"
 

@@ -77,6 +77,24 @@ def reference_cell(u_hat, s, w, reset_gate_target, update_convention):
     return h, (conv2d_same(h, w["W7"]) if "W7" in w else h)
 
 
+def reference_kept_step(gates, threshold=0.5):
+    """The gate's inference choice per region (Algorithm 1): the first step
+    t < T whose gate reaches `threshold`, else step T. 0-based."""
+    steps = gates.shape[-1]
+    kept = np.full(gates.shape[:-1], steps - 1)
+    for region in np.ndindex(gates.shape[:-1]):
+        for t in range(steps - 1):
+            if gates[region][t] >= threshold:
+                kept[region] = t
+                break
+    return kept
+
+
+def reference_gates(states, w):
+    """g^t = sigmoid(w^T S^{t+1} + b) per region, steps on the last axis."""
+    return np.stack([sigmoid(s @ w["g_w"] + w["g_b"]) for s in states], -1)
+
+
 def reference_fusion(v, u, mask, w, options):
     """Algorithm 1 with the deterministic inference rule of the gate."""
     v, u = np.float64(v), np.float64(u)
@@ -101,7 +119,7 @@ def reference_fusion(v, u, mask, w, options):
         "attention_weights": np.stack(attention, -1),
     }
     if options["termination"] == "gumbel":
-        gates = np.stack([sigmoid(s @ w["g_w"] + w["g_b"]) for s in states], -1)
+        gates = reference_gates(states, w)
         steps = gates.shape[-1]
         beta = np.stack(
             [
@@ -111,13 +129,12 @@ def reference_fusion(v, u, mask, w, options):
             ],
             -1,
         )
-        fired = gates >= 0.5
-        fired[..., -1] = True
-        first = fired.argmax(-1)
+        first = reference_kept_step(gates)
         result["fused"] = np.take_along_axis(
             np.stack(outputs, -1), first[..., None, None], -1
         )[..., 0]
         result["stop_probabilities"] = beta
+        result["stop_step"] = first
     return result
 
 
@@ -209,6 +226,7 @@ def test_matches_numpy_algorithm_1(case):
         return_sequences=True,
         return_attention=True,
         return_stop_probabilities=gumbel,
+        return_stop_step=gumbel,
         **case,
     )
     layer.build(image.shape, text.shape)
@@ -220,6 +238,50 @@ def test_matches_numpy_algorithm_1(case):
         np.testing.assert_allclose(
             got[key], want[key], atol=2e-5, rtol=1e-4, err_msg=key
         )
+    if gumbel:
+        assert got["stop_step"].dtype == "int32"
+
+
+def test_stop_step_is_the_gates_decision_and_keeps_step_t_in_warmup():
+    image, text = make_inputs(1)
+    layer = RecurrentAttentiveFusion(
+        UNITS,
+        num_steps=4,
+        termination_warmup_steps=1,
+        return_sequences=True,
+        return_stop_step=True,
+        seed=0,
+    )
+    layer.build(image.shape, text.shape)
+    # These weights make every step the kept one somewhere.
+    w = randomize_and_copy_weights(layer, seed=1)
+    gate = layer.termination_gate
+    # Until the gate has had a training batch after its warm-up, every
+    # region keeps the last step.
+    for counter in (0, 1):
+        gate.step.assign(counter)
+        got = layer(image, text, mask=MASK, training=False)
+        np.testing.assert_array_equal(got["stop_step"], 3)
+        np.testing.assert_allclose(got["fused"], got["step_outputs"][:, 3])
+    gate.step.assign(2)
+    got = layer(image, text, mask=MASK, training=False)
+    want = reference_fusion(
+        image,
+        text,
+        MASK,
+        w,
+        full_options(
+            dict(num_steps=4, attention_form="bilinear", termination="gumbel")
+        ),
+    )
+    np.testing.assert_array_equal(got["stop_step"], want["stop_step"])
+    assert len(np.unique(want["stop_step"])) == 4
+    kept = np.take_along_axis(
+        np.moveaxis(np.asarray(got["step_outputs"]), 1, -1),
+        np.asarray(got["stop_step"])[..., None, None],
+        -1,
+    )[..., 0]
+    np.testing.assert_allclose(got["fused"], kept, atol=1e-6)
 
 
 @pytest.mark.parametrize("termination", ["gumbel", "last", "none"])
@@ -339,6 +401,13 @@ def _fusion_call(layer, inputs):
             True,
         ),
         (
+            # The int stop step: config, shapes and the .keras round trip
+            # (the checklist fits only models with float outputs).
+            dict(num_steps=3, temperature=0.5, return_stop_step=True),
+            [(BATCH, HEIGHT, WIDTH, UNITS), (BATCH, HEIGHT, WIDTH)],
+            True,
+        ),
+        (
             dict(
                 num_steps=3,
                 attention_form="additive",
@@ -391,6 +460,10 @@ def test_checklist(kwargs, shapes, changes):
         (
             {"units": 4, "termination": "last", "return_stop_probabilities": 1},
             "termination",
+        ),
+        (
+            {"units": 4, "termination": "none", "return_stop_step": True},
+            "return_stop_step",
         ),
         ({"units": 4, "temperature": -1.0}, "temperature"),
         ({"units": 4, "kernel_size": 2}, "kernel_size"),

@@ -372,4 +372,4 @@ def test_run_model_reports_the_step_each_region_kept(cell, stop_shape):
     assert result.stop_steps.dtype == np.int64
     assert 0 <= result.stop_steps.min() <= result.stop_steps.max() < 4
     if cell.startswith("paper"):
-        assert models.gate_threshold(model) == 0.5
+        assert model.get_layer("fusion").termination_gate.threshold == 0.5

@@ -1,0 +1,1 @@
+"""One-off measurements behind results/ files, each with a smoke test."""
