@@ -11,7 +11,6 @@ BASE_IMAGE_SIZE = 48
 MIN_COLORS = 2
 MAX_COLORS = len(vocabulary.COLOR_NAMES)
 SPLIT_INDEX = {"train": 0, "test": 1}
-WHITE = (255, 255, 255)
 
 # Spec section 3, shape table: the (low, high) range of every uniform draw a
 # shape needs, as fractions of the cell side, in drawing order.
@@ -200,7 +199,7 @@ def render(cell_shapes, cell_colors, shape_parameters, image_size):
     color_of_shape = np.zeros(NUM_CELLS + 1, np.uint8)
     color_of_shape[np.asarray(cell_shapes) + 1] = np.asarray(cell_colors) + 1
     color_labels = color_of_shape[shape_labels]
-    palette = np.array((WHITE,) + vocabulary.COLOR_RGB, np.uint8)
+    palette = np.array(vocabulary.LABEL_RGB, np.uint8)
     target = palette[color_labels]
     image = np.where(shape_labels[..., None] > 0, 0, 255).astype(np.uint8)
     image = np.broadcast_to(image, target.shape).copy()

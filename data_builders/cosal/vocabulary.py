@@ -22,6 +22,9 @@ COLOR_RGB = (
     (128, 128, 128),
     (255, 255, 0),
 )
+# Label k of a colour label map: 0 the white background, c + 1 colour c.
+BACKGROUND_RGB = (255, 255, 255)
+LABEL_RGB = (BACKGROUND_RGB,) + COLOR_RGB
 RELATIONS = ("above", "below", "left", "right")
 TOKENS = SHAPE_NAMES + COLOR_NAMES + ("is",) + RELATIONS
 TOKEN_IDS = {token: index for index, token in enumerate(TOKENS)}

@@ -19,7 +19,6 @@ from lbie_tf.core import artifacts, errors, images
 from lbie_tf.cosal import explain_figure
 
 DEFAULT_IMAGE_SIZE = 48
-BACKGROUND_RGB = (255, 255, 255)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +196,7 @@ def colorize_labels(labels, palette=vocabulary.COLOR_RGB):
       uint8 array (..., H, W, 3).
     """
     labels = np.asarray(labels)
-    lookup = np.asarray((BACKGROUND_RGB, *palette), dtype=np.uint8)
+    lookup = np.asarray((vocabulary.BACKGROUND_RGB, *palette), np.uint8)
     if labels.size and (labels.min() < 0 or labels.max() >= len(lookup)):
         raise ValueError(
             f"labels must lie in 0..{len(lookup) - 1} (0 background, then one "
@@ -262,7 +261,7 @@ def run_model(model, image, sentence_ids):
     """
     from keras import ops
 
-    from lbie_tf.cosal import models
+    from lbie_tf.cosal import evaluation, models
 
     outputs = model(
         {
@@ -271,8 +270,8 @@ def run_model(model, image, sentence_ids):
         },
         training=False,
     )
-    logits = ops.convert_to_numpy(outputs["logits"])[0]
-    labels = logits.argmax(axis=-1).astype(np.uint8)
+    labels = ops.convert_to_numpy(evaluation.predicted_labels(outputs))
+    labels = labels[0].astype(np.uint8)
     attention = outputs.get("attention_weights")
     if attention is not None:
         attention = ops.convert_to_numpy(attention)[0]

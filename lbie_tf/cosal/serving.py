@@ -6,7 +6,7 @@ import sys
 
 from data_builders.cosal import vocabulary
 from lbie_tf.core import serving as core_serving
-from lbie_tf.cosal import editing
+from lbie_tf.cosal import editing, evaluation
 
 SIGNATURE_NAME = "serving_default"
 BYTES_SIGNATURE_NAME = core_serving.BYTES_SIGNATURE_NAME
@@ -66,9 +66,7 @@ class _Serving(core_serving.BytesServing):
         )
         self.patterns = _multi_word_patterns()
         self.white_space = _white_space_class()
-        self.palette = tf.constant(
-            (editing.BACKGROUND_RGB, *vocabulary.COLOR_RGB), dtype=tf.uint8
-        )
+        self.palette = tf.constant(vocabulary.LABEL_RGB, dtype=tf.uint8)
         self.known = ", ".join(vocabulary.TOKENS)
 
     def input_signature(self):
@@ -174,7 +172,7 @@ class _Serving(core_serving.BytesServing):
             {"image": image, "sentences": self.tokenize(sentences)},
             training=False,
         )
-        labels = tf.argmax(outputs["logits"], axis=-1, output_type=tf.int32)
+        labels = evaluation.predicted_labels(outputs)
         result = {
             "labels": tf.cast(labels, tf.uint8),
             "colored_image": tf.gather(self.palette, labels),

@@ -6,13 +6,12 @@ import tensorflow as tf
 from data_builders.cosal import vocabulary
 from lbie_tf.cosal import evaluation
 
-# Label 0 is the white background, label c + 1 colour c.
-PALETTE = np.array(((255, 255, 255),) + vocabulary.COLOR_RGB, np.uint8)
-
 
 def colorize(labels):
     """(B, H, W) colour labels -> (B, H, W, 3) uint8 RGB images."""
-    return tf.gather(tf.constant(PALETTE), tf.cast(labels, tf.int32))
+    return tf.gather(
+        tf.constant(vocabulary.LABEL_RGB, tf.uint8), tf.cast(labels, tf.int32)
+    )
 
 
 def attention_pictures(attention_weights, cell_pixels=8):
