@@ -12,8 +12,8 @@ MIN_COLORS = 2
 MAX_COLORS = len(vocabulary.COLOR_NAMES)
 SPLIT_INDEX = {"train": 0, "test": 1}
 
-# Spec section 3, shape table: the (low, high) range of every uniform draw a
-# shape needs, as fractions of the cell side, in drawing order.
+# The shape table (paper section 4.1): the (low, high) range of every
+# uniform draw a shape needs, as fractions of the cell side, in drawing order.
 _CENTRE = ((0.45, 0.55), (0.45, 0.55))
 SHAPE_PARAMETER_RANGES = (
     ((0.1, 0.3), (0.1, 0.3), (0.7, 0.9), (0.7, 0.9)),  # rectangle corners

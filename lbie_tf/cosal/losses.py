@@ -17,7 +17,7 @@ def _check_foreground_weight(foreground_weight):
 def foreground_weights(labels, foreground_weight):
     """Per-pixel weights: `foreground_weight` on shape pixels, 1 elsewhere.
 
-    Spec section 2 item 8: the released CoSaL code weighs pixels that hold a
+    DEVIATIONS.md point 9: the released CoSaL code weighs pixels that hold a
     shape (label > 0) 10 times more than the white background.
     """
     labels = ops.convert_to_tensor(labels)

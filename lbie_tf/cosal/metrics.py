@@ -16,7 +16,7 @@ def _predicted_labels(y_true, y_pred):
 class ColorMeanIoU(keras.metrics.Metric):
     """Mean IoU over the colour classes from a streaming confusion matrix.
 
-    Spec section 2 item 6 (the released code's metric): per class c,
+    DEVIATIONS.md point 6 (the released code's metric): per class c,
     IoU_c = TP_c / (TP_c + FP_c + FN_c) with counts summed over every batch
     seen; the result averages the classes whose union is not empty (as
     `tf.metrics.mean_iou` did). Classes: 0 background, 1..C colours.
@@ -78,7 +78,7 @@ class ColorMeanIoU(keras.metrics.Metric):
 class ShapeAverageIoU(keras.metrics.Metric):
     """The paper's average IoU over 9 shapes + background (section 4.1).
 
-    Spec section 3's reading: for shape k (in whichever cell of the
+    Our reading of paper section 4.1 (README, Metrics): for shape k (in whichever cell of the
     `grid_size` x `grid_size` grid holds it) with true colour c_k,
     I_k = #pixels of shape k predicted c_k and
     U_k = #(pixels of shape k) | (pixels of its cell predicted c_k);
