@@ -78,8 +78,8 @@ class ColorMeanIoU(keras.metrics.Metric):
 class ShapeAverageIoU(keras.metrics.Metric):
     """The paper's average IoU over 9 shapes + background (section 4.1).
 
-    Our reading of paper section 4.1 (README, Metrics): for shape k (in whichever cell of the
-    `grid_size` x `grid_size` grid holds it) with true colour c_k,
+    Our reading of section 4.1 (README, Metrics): for shape k (in whichever
+    cell of the `grid_size` x `grid_size` grid holds it) with true colour c_k,
     I_k = #pixels of shape k predicted c_k and
     U_k = #(pixels of shape k) | (pixels of its cell predicted c_k);
     background: I_0 = #background pixels predicted 0 and
