@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import zipfile
 
-from lbie_tf.core import errors
+from lbie_tf.core import errors, runtime
 
 MODEL_FILE_NAME = "model.keras"
 CONFIG_FILE_NAME = "config.json"
@@ -25,30 +25,61 @@ _MODEL_LOAD_ERRORS = (
     zipfile.BadZipFile,
     json.JSONDecodeError,
 )
+# The archive member of `save_model` that holds the SeedGenerator states.
+SEED_STATES_MEMBER = "lbie_seed_generators.json"
 # A workdir needs room for a few checkpoints and the final model.
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, suffix=".tmp"):
     """Yields a temporary path beside `path`; renames it over `path` when the
     block ends without an exception, removes it otherwise.
 
-    A rename within one file system is atomic, so `path` only ever holds a
-    complete file (or its previous content), whatever happens mid-write.
+    The one way every artefact is written. A rename within one file system
+    is atomic, so `path` only ever holds a complete file (or its previous
+    content), whatever happens mid-write, `kill -9` included; the content
+    is flushed to disk before the rename, so that a power cut cannot leave
+    a renamed but empty file either. The temporary name starts with a dot
+    and ends in `suffix` (a `.keras` file needs that ending to be saved).
     """
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{name}.", suffix=".tmp", dir=directory
+        prefix=f".{name}.", suffix=suffix, dir=directory
     )
     os.close(descriptor)
     try:
         yield temporary
+        _fsync(temporary)
+        # mkstemp makes the file private (0600); an artefact gets the mode
+        # any new file would, so that others can read a shared workdir.
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _umask():
+    """The process's umask, read without changing it (`os.umask` can only
+    be read by setting it, which other threads would see)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _fsync(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_text(path, text):
@@ -88,20 +119,74 @@ def read_json(path, what):
 
 
 def save_model(model, path):
-    """Saves a Keras model so that `path` never holds a half-written one.
+    """Saves a Keras model through `atomic_path`, so that `path` never holds
+    a half-written one, with its SeedGenerator states.
 
-    The `.keras` suffix is kept on the temporary file, which Keras needs.
+    Keras's `.keras` format leaves SeedGenerator states out (they are not
+    weights), so a loaded model would draw its random numbers from the
+    start again; they go into the archive as one more member, which
+    `restore_seed_generators` reads and Keras ignores.
     """
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    try:
+    with atomic_path(path, suffix=".keras") as temporary:
         model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            archive.writestr(
+                SEED_STATES_MEMBER,
+                json.dumps(seed_generator_states(model), sort_keys=True),
+            )
     return path
+
+
+def _seed_generators(model):
+    """{key: SeedGenerator} of every layer of `model`, keyed by the layer's
+    path (stable across processes, unlike the generators' variable names).
+    """
+    generators = {}
+    for layer in model._flatten_layers(include_self=True):
+        for index, generator in enumerate(layer._seed_generators):
+            generators[f"{layer.path}#{index}"] = generator
+    return generators
+
+
+def seed_generator_states(model):
+    """{key: [seed, counter]} of every SeedGenerator of `model`."""
+    return {
+        key: [int(value) for value in generator.state.numpy()]
+        for key, generator in _seed_generators(model).items()
+    }
+
+
+def restore_seed_generators(model, path, strict=True):
+    """Sets `model`'s SeedGenerator states to those `save_model` stored in
+    the `.keras` file `path` and returns how many it set (0 for a file
+    without them, e.g. one written by `model.save`).
+
+    Args:
+      strict: raise if the stored generators are not exactly the model's
+        (resuming training); False sets those that match (a model loaded
+        to run, whose random numbers do not matter).
+
+    Raises:
+      ModelFileError: if `strict` and the stored generators are not the
+        model's.
+    """
+    with zipfile.ZipFile(path) as archive:
+        if SEED_STATES_MEMBER not in archive.namelist():
+            return 0
+        stored = json.loads(archive.read(SEED_STATES_MEMBER))
+    generators = _seed_generators(model)
+    if strict and set(stored) != set(generators):
+        raise errors.ModelFileError(
+            f"model file {path!r} stores the random-number states of "
+            f"{sorted(stored)}, but the model has {sorted(generators)}; "
+            "it was written by another model."
+        )
+    restored = 0
+    for key, generator in generators.items():
+        if key in stored:
+            generator.state.assign(stored[key])
+            restored += 1
+    return restored
 
 
 @contextlib.contextmanager
@@ -151,29 +236,48 @@ def staged_directory(directory, allowed_entries):
 def prepare_workdir(workdir, min_free_bytes=MIN_FREE_BYTES):
     """Creates `workdir` and checks it can be written before any training.
 
+    On failure the directories it created are removed again, so that a
+    refused run leaves nothing behind.
+
     Raises:
       OutputError: if it cannot be created, is not writable, or its file
         system has less than `min_free_bytes` free.
     """
     workdir = os.path.abspath(os.path.expanduser(os.fspath(workdir)))
+    created = []
+    missing = workdir
+    while not os.path.lexists(missing) and missing != os.path.dirname(missing):
+        created.append(missing)
+        missing = os.path.dirname(missing)
     try:
         os.makedirs(workdir, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=workdir, prefix=".probe-"):
             pass
+        stats = os.statvfs(workdir)
     except OSError as error:
+        _remove_directories(created)
         raise errors.OutputError(
             f"workdir {workdir!r} cannot be written "
             f"({errors.one_line(error)}); pass a --workdir you can write to."
         ) from None
-    stats = os.statvfs(workdir)
     free = stats.f_bavail * stats.f_frsize
     if free < min_free_bytes:
+        _remove_directories(created)
         raise errors.OutputError(
-            f"workdir {workdir!r} has only {free // 2**20} MiB free; "
-            f"training needs at least {min_free_bytes // 2**20} MiB. Free "
-            "space or pass another --workdir."
+            f"workdir {workdir!r} has only {free / 2**20:.1f} MiB free; "
+            f"training needs at least {min_free_bytes / 2**20:.1f} MiB. "
+            "Free space or pass another --workdir."
         )
     return workdir
+
+
+def _remove_directories(directories):
+    """Removes `directories` (deepest first) while they are empty."""
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except OSError:
+            return
 
 
 def check_output_path(path, flag_name="--out", suffix=".png"):
@@ -284,10 +388,10 @@ def load_model(path, compile=False, what="an lbie-tf model"):
     """
     model_path = resolve_model_path(path)
     read_model_archive_config(model_path)
-    import keras
+    _, keras = runtime.import_tensorflow_quietly()
 
     try:
-        return keras.saving.load_model(model_path, compile=compile)
+        model = keras.saving.load_model(model_path, compile=compile)
     except _MODEL_LOAD_ERRORS as error:
         message = errors.one_line(error)
         if len(message) > 300:
@@ -296,6 +400,8 @@ def load_model(path, compile=False, what="an lbie-tf model"):
             f"cannot load model {model_path!r} ({message}); expected a "
             f".keras archive of {what} written by keras.Model.save."
         ) from None
+    restore_seed_generators(model, model_path, strict=False)
+    return model
 
 
 def read_run_config(directory):

@@ -20,8 +20,10 @@ def backup_path(backup_dir, step):
 def latest_backup(backup_dir):
     """(step, path) of the newest complete backup, or (0, None).
 
-    Backups are written through a temporary file and a rename, so every
-    file matching the pattern is complete.
+    Backups are written through `artifacts.atomic_path` (a temporary file
+    and a rename), so every file named `step-<digits>.keras` is complete;
+    the temporary files a killed save leaves behind start with a dot and
+    never match.
     """
     best = (0, None)
     for path in glob.glob(os.path.join(backup_dir, "step-*.keras")):
@@ -31,15 +33,50 @@ def latest_backup(backup_dir):
     return best
 
 
+def remove_partial_backups(backup_dir):
+    """Removes the temporary files of saves that a killed run left in
+    `backup_dir` (never resumed from, but as large as a backup)."""
+    if not os.path.isdir(backup_dir):
+        return
+    for name in os.listdir(backup_dir):
+        if name.startswith(".") and "step-" in name:
+            try:
+                os.remove(os.path.join(backup_dir, name))
+            except OSError:
+                pass
+
+
+def diverged(what, step, backup_dir):
+    """The TrainingDivergedError of a run where `what` happened at `step`,
+    naming the newest backup (the last good state)."""
+    _, kept = latest_backup(backup_dir)
+    return errors.TrainingDivergedError(
+        f"Training stopped at step {step}: {what}. The last good backup is "
+        f"kept: {kept or 'none yet'}. Lower train.learning_rate and train "
+        "into a new --workdir (a rerun in this one resumes from the backup "
+        "with the optimizer settings saved in it)."
+    )
+
+
+def _all_finite(variables):
+    return all(
+        bool(keras.ops.all(keras.ops.isfinite(variable)))
+        for variable in variables
+    )
+
+
 class StepBackup(keras.callbacks.Callback):
     """Saves the whole training state every `every_steps` batches and at
     the end of every epoch, so that a killed run resumes exactly.
 
-    A backup is the model as a `.keras` file: weights, optimizer state
-    (with its step counter) and every SeedGenerator state (they are model
-    variables). The step counter also gives the data position, because the
+    A backup is the model as a `.keras` file written by
+    `artifacts.save_model`: weights, optimizer state (with its step
+    counter) and every SeedGenerator state (which Keras itself does not
+    save). The step counter also gives the data position, because the
     training pipeline's order is a function of the seed and the epoch
-    alone (`Task.build_inputs`). Only the newest `keep` backups are kept.
+    alone (`Task.build_inputs`). Only the newest `keep` backups are kept,
+    and a state with a NaN or Inf weight is never written: the backup
+    before it stays the newest.
     """
 
     def __init__(self, backup_dir, every_steps, keep=2, enabled=True):
@@ -55,17 +92,25 @@ class StepBackup(keras.callbacks.Callback):
     def save(self):
         if not self.enabled:
             return
-        os.makedirs(self.backup_dir, exist_ok=True)
         step = self._step()
         path = backup_path(self.backup_dir, step)
         if os.path.exists(path):
             return
+        # A finite loss does not mean finite weights (an Inf gradient
+        # step); a backup must be a state worth resuming from.
+        if not _all_finite(self.model.trainable_variables):
+            raise diverged("a weight became NaN or Inf", step, self.backup_dir)
+        os.makedirs(self.backup_dir, exist_ok=True)
         artifacts.save_model(self.model, path)
         backups = sorted(
             glob.glob(os.path.join(self.backup_dir, "step-*.keras"))
         )
         for old in backups[: -self.keep]:
             os.remove(old)
+
+    def on_train_begin(self, logs=None):
+        if self.enabled:
+            remove_partial_backups(self.backup_dir)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every_steps > 0 and self._step() % self.every_steps == 0:
@@ -78,8 +123,12 @@ class StepBackup(keras.callbacks.Callback):
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training when the loss is NaN or Inf, naming the step.
 
-    It must come before `StepBackup` in the callback list, so that the bad
-    step is never backed up; the last good backup stays.
+    It must come before `StepBackup` in the callback list: Keras calls a
+    list's callbacks in order, one after the other (never concurrently, as
+    these callbacks define `on_train_batch_end`), so the error raised here
+    leaves `fit` before `StepBackup` sees the bad step, and the last good
+    backup stays the newest. Raising (rather than `model.stop_training`)
+    also skips the epoch-end backup that a stopped epoch would still get.
     """
 
     def __init__(self, backup_dir):
@@ -91,11 +140,8 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if loss is None or math.isfinite(float(loss)):
             return
         step = int(self.model.optimizer.iterations.numpy())
-        _, kept = latest_backup(self.backup_dir)
-        raise errors.TrainingDivergedError(
-            f"The training loss became {float(loss)} at step {step}; "
-            f"stopped. The last good backup is kept: {kept or 'none yet'}. "
-            "Lower train.learning_rate, or rerun to resume from the backup."
+        raise diverged(
+            f"the training loss became {float(loss)}", step, self.backup_dir
         )
 
 

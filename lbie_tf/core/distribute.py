@@ -1,5 +1,6 @@
 """tf.distribute strategies from `config.runtime`, and who is the chief."""
 
+import os
 import shutil
 import tempfile
 
@@ -83,14 +84,92 @@ def is_chief(strategy):
     )
 
 
-def worker_dir(workdir, chief):
+def worker_dir(workdir, chief, copy=()):
     """Where this worker writes: the workdir for the chief, a temporary
-    directory for the others (removed by `remove_worker_dir`)."""
+    directory for the others (removed by `remove_worker_dir`).
+
+    Every worker runs the same callbacks (saving a model and writing epoch
+    summaries read metric variables through collective ops, in which every
+    worker must take part); the others' copies go to the temporary
+    directory, so that only the chief's land in the workdir.
+
+    Args:
+      workdir: the run's directory (the chief's; on a shared file system
+        the others read it).
+      chief: `is_chief(strategy)`.
+      copy: entries of `workdir` a non-chief worker starts with (the
+        backups, so that every worker resumes from the step the chief
+        resumes from); copied, never written in the workdir.
+    """
     if chief:
         return workdir
-    return tempfile.mkdtemp(prefix="lbie-worker-")
+    directory = tempfile.mkdtemp(prefix="lbie-worker-")
+    for name in copy:
+        source = os.path.join(os.path.expanduser(workdir), name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(directory, name))
+    return directory
 
 
 def remove_worker_dir(directory, chief):
     if not chief:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def check_same_on_all_workers(strategy, value, what):
+    """Raises unless every worker of a multi-worker strategy has the same
+    integer `value` (a collective op: every worker must call it).
+
+    Workers that disagree on, say, the step they resume from would run
+    different numbers of collective steps and hang.
+
+    Raises:
+      UsageError: naming `what` and every worker's value.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    if strategy.num_replicas_in_sync == 1:
+        return
+    values = strategy.gather(
+        strategy.run(lambda: tf.constant([int(value)], tf.int64)), axis=0
+    )
+    values = [int(v) for v in values.numpy()]
+    if len(set(values)) > 1:
+        raise errors.UsageError(
+            f"The workers disagree on {what} (one value per replica: "
+            f"{values}). Every worker must read the chief's workdir: pass "
+            "the same --workdir on a file system that every host mounts."
+        )
+
+
+def check_jit_compile(strategy, jit_compile):
+    """Raises where `train.jit_compile=True` cannot work with `strategy`.
+
+    Keras compiles the whole cross-replica step (`strategy.run` and the
+    gradient all-reduce) as one XLA cluster. Measured with keras 3.15.1 /
+    TF 2.21: one replica per process works (the default strategy, or
+    "mirrored" over one device); MirroredStrategy over two devices fails
+    ("Trying to access resource conv1/kernel/replica_1 located in device
+    CPU:1 from device CPU:0": an XLA cluster runs on one device,
+    https://www.tensorflow.org/xla/known_issues); two
+    MultiWorkerMirroredStrategy workers fail ("Collectives are not yet
+    implemented for CPU devices when compiling with XLA"; on GPUs untested,
+    so refused as well).
+
+    Raises:
+      UsageError: naming the combination and what works instead.
+    """
+    if not jit_compile or strategy.num_replicas_in_sync == 1:
+        return
+    name = (
+        "multi_worker"
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        else "mirrored"
+    )
+    raise errors.UsageError(
+        f"`train.jit_compile=True` does not work with "
+        f"`runtime.strategy={name}` over {strategy.num_replicas_in_sync} "
+        "replicas (Keras compiles the cross-replica step as one XLA "
+        "cluster, which cannot span devices or workers); use "
+        "`train.jit_compile=False` with it, or jit_compile with one device."
+    )

@@ -32,9 +32,14 @@ class OutputError(UserError):
     """An output path or workdir that cannot be written."""
 
 
-class TrainingDivergedError(RuntimeError):
-    """The training loss became NaN or Inf; the message names the step and
-    the backup that was kept."""
+class TrainingDivergedError(UserError, RuntimeError):
+    """The training loss (or a weight) became NaN or Inf; the message names
+    the step and the backup that was kept.
+
+    Not a bad argument as such, but a setting (usually the learning rate)
+    to change, so the CLIs print it as one line with exit status 2 like
+    every UserError; it stays a RuntimeError for callers that catch that.
+    """
 
 
 def one_line(message):

@@ -7,7 +7,13 @@ import time
 import keras
 import tensorflow as tf
 
-from lbie_tf.core import artifacts, callbacks, distribute
+from lbie_tf.core import (
+    artifacts,
+    callbacks,
+    distribute,
+    errors,
+    multi_worker_fix,
+)
 from lbie_tf.core import task as task_lib
 
 BACKUP_DIR_NAME = "backup"
@@ -42,8 +48,27 @@ def train_dataset(task, strategy, batch_size, first_epoch, num_epochs, skip):
 
 def global_batch_size(config, train_examples, strategy):
     """The configured global batch, at most the training split, and a
-    multiple of the replica count (each replica gets an equal share)."""
+    multiple of the replica count (each replica gets an equal share).
+
+    Raises:
+      UsageError: if `train.batch_size` is not a multiple of the replica
+        count (rounding it would change the batch the learning rate was
+        chosen for without saying so; BUILD.md has the rule).
+    """
     replicas = strategy.num_replicas_in_sync
+    if config.train.batch_size % replicas:
+        nearest = sorted(
+            {
+                max(replicas, config.train.batch_size // replicas * replicas),
+                (config.train.batch_size // replicas + 1) * replicas,
+            }
+        )
+        raise errors.UsageError(
+            f"`train.batch_size={config.train.batch_size}` is the global "
+            f"batch, split equally over {replicas} replicas; pass a "
+            f"multiple of {replicas} (e.g. "
+            f"{' or '.join(map(str, nearest))})."
+        )
     batch_size = min(config.train.batch_size, train_examples)
     batch_size -= batch_size % replicas
     if batch_size < replicas:
@@ -58,7 +83,11 @@ def _build_or_resume(task, backup_dir, steps_per_epoch, total_steps):
     step, backup = callbacks.latest_backup(backup_dir)
     if backup:
         print(f"Resuming from {backup} (step {step}).", flush=True)
+        task.register_keras_objects()
         model = keras.saving.load_model(backup)
+        # Keras leaves SeedGenerator states out of the archive; without
+        # them a Gumbel gate would redraw its noise from the start.
+        artifacts.restore_seed_generators(model, backup)
         task.compile(model, steps_per_epoch, optimizer=model.optimizer)
         return model, int(model.optimizer.iterations.numpy())
     model = task.build_model(training_steps=total_steps)
@@ -88,9 +117,12 @@ def train_and_evaluate(config, workdir):
     strategy = distribute.make_strategy(
         runtime.strategy, runtime.num_cpu_devices
     )
+    distribute.check_jit_compile(strategy, config.train.jit_compile)
     chief = distribute.is_chief(strategy)
-    workdir = artifacts.prepare_workdir(workdir)
-    out_dir = distribute.worker_dir(workdir, chief)
+    if chief:
+        workdir = artifacts.prepare_workdir(workdir)
+    # The other workers resume from copies of the chief's backups.
+    out_dir = distribute.worker_dir(workdir, chief, copy=(BACKUP_DIR_NAME,))
     try:
         return _train(task, config, strategy, out_dir, start)
     finally:
@@ -112,10 +144,17 @@ def _train(task, config, strategy, workdir, start):
     epochs = config.train.epochs
     total_steps = epochs * steps_per_epoch
     backup_dir = os.path.join(workdir, BACKUP_DIR_NAME)
+    # Again: building the dataset files (only in a run that finds them
+    # missing) draws from the global generators, and the model must not
+    # start from a state that depends on whether it did.
+    keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model, step = _build_or_resume(
             task, backup_dir, steps_per_epoch, total_steps
         )
+    distribute.check_same_on_all_workers(strategy, step, "the resume step")
+    # Keras' fit breaks under several MWMS workers (the module says why).
+    multi_worker_fix.apply(model, strategy)
 
     log_dir = os.path.join(workdir, TENSORBOARD_DIR_NAME)
     test = task.build_inputs(

@@ -1,11 +1,10 @@
 """The main job: build CoSaL, train, evaluate, export and edit one image."""
 
 import copy
-import json
 import os
 import time
 
-from lbie_tf.core import export_lib, train_lib
+from lbie_tf.core import artifacts, export_lib, train_lib
 from lbie_tf.cosal import editing
 
 
@@ -77,6 +76,5 @@ def run_demo(config, workdir, example_index=0):
         "edited_image": edited.out_path,
         "explain_image": edited.explain_path,
     }
-    with open(os.path.join(workdir, "demo.json"), "w") as file:
-        json.dump(summary, file, indent=2)
+    artifacts.write_json(os.path.join(workdir, "demo.json"), summary)
     return summary

@@ -8,7 +8,6 @@ second; TensorFlow and Keras are imported only to load and run the model.
 import dataclasses
 import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
@@ -392,10 +391,5 @@ def write_example(directory, num_direct=8, index=0, seed=0):
     text_path = os.path.join(directory, "text.txt")
     images.write_png(image_path, example["image"])
     images.write_png(target_path, example["target"])
-    descriptor, temporary_path = tempfile.mkstemp(
-        prefix=".text.txt.", suffix=".tmp", dir=directory
-    )
-    with os.fdopen(descriptor, "w") as file:
-        file.write("\n".join(example["sentence_text"]) + "\n")
-    os.replace(temporary_path, text_path)
+    artifacts.write_text(text_path, "\n".join(example["sentence_text"]) + "\n")
     return image_path, text_path, target_path
