@@ -120,8 +120,9 @@ class Task:
     def load_model(self, path):
         """Loads a `.keras` file, workdir or export of this task, with the
         one error translation of `artifacts.load_model`."""
-        from lbie_tf.core import artifacts
+        from lbie_tf.core import artifacts, runtime
 
+        runtime.import_tensorflow_quietly()
         self.register_keras_objects()
         return artifacts.load_model(path, what=f"a {self.name} model")
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from data_builders.cosal import vocabulary
-from lbie_tf.core import artifacts, errors, images
+from lbie_tf.core import artifacts, errors, images, runtime
 from lbie_tf.cosal import explain_figure
 
 DEFAULT_IMAGE_SIZE = 48
@@ -236,7 +236,9 @@ def load_model(path):
       ModelFileError: if the path is missing or the file is not a model.
     """
     # Importing the model module registers the custom layers that
-    # keras.saving.load_model needs to rebuild the model.
+    # keras.saving.load_model needs to rebuild the model; TensorFlow is
+    # imported first without its start-up noise.
+    runtime.import_tensorflow_quietly()
     from lbie_tf.cosal import models  # noqa: F401
 
     return artifacts.load_model(path, what="a CoSaL model")

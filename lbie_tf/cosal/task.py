@@ -59,9 +59,9 @@ class CosalTask(task_lib.Task):
     """
 
     def __init__(self, config=None):
-        from lbie_tf.cosal import input_pipeline, models
-
         if config is not None:
+            from lbie_tf.cosal import input_pipeline, models
+
             config = upgrade_legacy_config(copy.deepcopy(config))
             num_colors = input_pipeline.builder_config(config.data).num_colors
             config.model.num_classes = num_colors + 1
