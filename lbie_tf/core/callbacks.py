@@ -190,7 +190,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         results = self.evaluate(epoch + 1)
         if logs is not None:
             for key, value in results.items():
-                if isinstance(value, float):
+                # Timings are not metrics.
+                if isinstance(value, float) and not key.endswith("_s"):
                     logs[f"test_{key}"] = value
         print(
             f"\nepoch {epoch + 1}: test {self.task.headline(results)} on "

@@ -2,6 +2,7 @@
 chief-only artefacts."""
 
 import os
+import sys
 import time
 
 import keras
@@ -44,6 +45,14 @@ def train_dataset(task, strategy, batch_size, first_epoch, num_epochs, skip):
     ):
         return dataset_fn(tf.distribute.InputContext())
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def fit_verbosity(verbose):
+    """Keras' verbosity for `fit`: a progress bar (1) only on a terminal;
+    redirected to a file or pipe it becomes one plain line per epoch (2)."""
+    if verbose == 1 and not sys.stdout.isatty():
+        return 2
+    return verbose
 
 
 def global_batch_size(config, train_examples, strategy):
@@ -178,6 +187,7 @@ def _train(task, config, strategy, workdir, start):
             log_dir, write_graph=False, update_freq="epoch"
         ),
     ]
+    verbose = fit_verbosity(config.train.verbose)
     fit_start = time.perf_counter()
     epoch, skip = divmod(step, steps_per_epoch)
     if skip:
@@ -189,7 +199,7 @@ def _train(task, config, strategy, workdir, start):
             epochs=epoch + 1,
             steps_per_epoch=steps_per_epoch - skip,
             callbacks=fit_callbacks,
-            verbose=config.train.verbose,
+            verbose=verbose,
         )
         epoch += 1
     if epoch < epochs:
@@ -199,7 +209,7 @@ def _train(task, config, strategy, workdir, start):
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=fit_callbacks,
-            verbose=config.train.verbose,
+            verbose=verbose,
         )
     fit_s = time.perf_counter() - fit_start
     artifacts.save_model(
