@@ -26,11 +26,12 @@ def predicted_mask(logits_512, height, width):
     """The mask a model predicts at the original size: bool [height, width].
 
     Hu et al.'s rule: foreground where the logit is > 0 (sigmoid >= 0.5) in
-    the 512 x 512 frame, then `input_pipeline.prediction_to_original`.
+    the 512 x 512 frame (a small model's S x S frame, S read from the
+    logits' shape), then `input_pipeline.prediction_to_original`.
     """
     logits = tf.convert_to_tensor(logits_512)
     return input_pipeline.prediction_to_original(
-        logits > 0, height, width
+        logits > 0, height, width, image_size=int(logits.shape[0])
     ).numpy()
 
 
@@ -299,3 +300,32 @@ def score_prediction_dir(
         ):
             progress(done, len(pairs))
     return scores.result()
+
+
+# --- A model on the test split ----------------------------------------------
+
+
+def evaluate_model(model, dataset):
+    """Hu et al.'s scores of `model` over every pair of `dataset` (batches
+    of `datasets.evaluation_dataset`): each pair's predicted mask brought
+    back to the original resolution (`predicted_mask`) and scored against
+    the original mask with `metrics.ReferitScores`.
+
+    Returns:
+      {num_examples (= num_pairs), num_pairs, overall_iou, precision@0.5 ..
+      precision@0.9, mean_iou}.
+    """
+    scores = metrics.ReferitScores()
+    for inputs, targets in dataset:
+        logits = model(inputs, training=False)["logits"]
+        logits = tf.cast(logits[..., 0], tf.float32)
+        heights = targets["height"].numpy()
+        widths = targets["width"].numpy()
+        masks = targets["mask"].numpy()
+        for index, (height, width) in enumerate(
+            zip(heights, widths, strict=True)
+        ):
+            prediction = predicted_mask(logits[index], height, width)
+            scores.update(prediction, masks[index, :height, :width])
+    results = scores.result()
+    return {"num_examples": results["num_pairs"], **results}

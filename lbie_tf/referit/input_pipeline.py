@@ -145,8 +145,9 @@ def resize_bilinear(image, height, width):
 # --- The letterbox and its inverse (Hu et al. 2016) ------------------------
 
 
-def letterbox_geometry(height, width):
-    """Where an image of height x width goes in the 512 x 512 input.
+def letterbox_geometry(height, width, image_size=IMAGE_SIZE):
+    """Where an image of height x width goes in the 512 x 512 input (or the
+    `image_size` square of a smaller model: every 512 below becomes S).
 
     scale = min(512 / H, 512 / W) in float64; the resized size is
     (round(H scale), round(W scale)) with round half to even (NumPy's
@@ -158,7 +159,7 @@ def letterbox_geometry(height, width):
     """
     height = tf.cast(height, tf.float64)
     width = tf.cast(width, tf.float64)
-    side = tf.constant(IMAGE_SIZE, tf.float64)
+    side = tf.constant(image_size, tf.float64)
     scale = tf.minimum(side / height, side / width)
 
     def resized(length):
@@ -169,30 +170,31 @@ def letterbox_geometry(height, width):
 
     resized_height = resized(height)
     resized_width = resized(width)
-    top = (IMAGE_SIZE - resized_height) // 2
-    left = (IMAGE_SIZE - resized_width) // 2
+    top = (image_size - resized_height) // 2
+    left = (image_size - resized_width) // 2
     return resized_height, resized_width, top, left
 
 
-def _letterbox(pixels):
-    """float64 [H, W, C] -> the resized pixels centred in a zero 512 x 512
-    canvas (float64 [512, 512, C])."""
+def _letterbox(pixels, image_size):
+    """float64 [H, W, C] -> the resized pixels centred in a zero S x S
+    canvas (float64 [S, S, C]), S = `image_size`."""
     shape = tf.shape(pixels)
     resized_height, resized_width, top, left = letterbox_geometry(
-        shape[0], shape[1]
+        shape[0], shape[1], image_size
     )
     resized = resize_bilinear(pixels, resized_height, resized_width)
     return resized, tf.stack(
         [
-            [top, IMAGE_SIZE - resized_height - top],
-            [left, IMAGE_SIZE - resized_width - left],
+            [top, image_size - resized_height - top],
+            [left, image_size - resized_width - left],
             [0, 0],
         ]
     )
 
 
-def letterbox_image(image):
-    """An RGB image as Hu et al.'s model sees it: float32 [512, 512, 3].
+def letterbox_image(image, image_size=IMAGE_SIZE):
+    """An RGB image as Hu et al.'s model sees it: float32 [512, 512, 3]
+    (or [S, S, 3] for `image_size` S, a small model's input).
 
     Resized by `letterbox_geometry` with `resize_bilinear`, rounded to
     integers (Hu et al. converted the resized image back to uint8 with
@@ -213,15 +215,16 @@ def letterbox_image(image):
         )
     if image.shape[-1] == 1:
         image = tf.tile(image, [1, 1, 3])
-    resized, padding = _letterbox(tf.cast(image, tf.float64))
+    resized, padding = _letterbox(tf.cast(image, tf.float64), image_size)
     resized = tf.clip_by_value(tf.round(resized), 0.0, 255.0)
     canvas = tf.pad(resized, padding)
     canvas = tf.cast(canvas, tf.float32) - tf.constant(RGB_MEAN, tf.float32)
-    return tf.ensure_shape(canvas, [IMAGE_SIZE, IMAGE_SIZE, 3])
+    return tf.ensure_shape(canvas, [image_size, image_size, 3])
 
 
-def letterbox_mask(mask):
-    """A ground-truth mask in the 512 x 512 frame: bool [512, 512].
+def letterbox_mask(mask, image_size=IMAGE_SIZE):
+    """A ground-truth mask in the 512 x 512 frame: bool [512, 512] (or
+    [S, S] for `image_size` S).
 
     The mask (non-zero = object) is resized like the image, and every
     pixel with a non-zero interpolated value is object, as Hu et al.'s
@@ -236,14 +239,17 @@ def letterbox_mask(mask):
         raise ValueError(
             f"Expected a mask of shape (H, W); received {mask.shape}."
         )
-    resized, padding = _letterbox(tf.cast(mask, tf.float64)[:, :, None])
+    resized, padding = _letterbox(
+        tf.cast(mask, tf.float64)[:, :, None], image_size
+    )
     canvas = tf.pad(resized > 0, padding, constant_values=False)
-    return tf.ensure_shape(canvas[:, :, 0], [IMAGE_SIZE, IMAGE_SIZE])
+    return tf.ensure_shape(canvas[:, :, 0], [image_size, image_size])
 
 
-def prediction_to_original(pred_512, height, width):
+def prediction_to_original(pred_512, height, width, image_size=IMAGE_SIZE):
     """A 512 x 512 prediction at the image's original size, as Hu et al.
-    evaluated it: bool [height, width].
+    evaluated it: bool [height, width] (a small model's S x S prediction:
+    every 512 below becomes S = `image_size`).
 
     Their resize_and_crop: scale = max(H / 512, W / 512), the 512 x 512 map
     resized (by `resize_bilinear`) to round(512 scale) squared, which is
@@ -263,7 +269,7 @@ def prediction_to_original(pred_512, height, width):
         )
     height = tf.cast(height, tf.int32)
     width = tf.cast(width, tf.int32)
-    side = tf.constant(IMAGE_SIZE, tf.float64)
+    side = tf.constant(image_size, tf.float64)
     scale = tf.maximum(
         tf.cast(height, tf.float64) / side, tf.cast(width, tf.float64) / side
     )
