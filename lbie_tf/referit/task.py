@@ -260,7 +260,9 @@ class ReferitTask(task_lib.Task):
     def build_serving(self, model):
         from lbie_tf.referit import serving
 
-        return serving.endpoints(model, self.vocabulary())
+        return serving.endpoints(
+            model, self.vocabulary(), self.config.data.image_size
+        )
 
     def serving_examples(self):
         from lbie_tf.referit import editing
