@@ -112,6 +112,8 @@ def get_config(model="lbie"):
         {
             "batch_size": 10,
             "epochs": 3,
+            # "sgd" (Hu et al.'s, with momentum) or "adam".
+            "optimizer": "sgd",
             "learning_rate": 0.01,
             "decay_steps": 6000,
             "decay_rate": 0.1,
