@@ -68,3 +68,13 @@ def test_smoke_config_trains_and_evaluates(model, tmp_path):
         assert 0.0 <= results[key] <= 1.0
     assert (tmp_path / "run" / "model.keras").is_file()
     assert list((tmp_path / "run" / "tensorboard" / "test").iterdir())
+
+
+def test_optimizer_choice():
+    config = referit_smoke.get_config("hu")
+    config.train.optimizer = "adam"
+    optimizer = referit_task.ReferitTask(config).build_optimizer(10)
+    assert type(optimizer).__name__ == "Adam"
+    config.train.optimizer = "rmsprop"
+    with pytest.raises(errors.UsageError, match="train.optimizer"):
+        referit_task.ReferitTask(config).build_optimizer(10)
