@@ -20,6 +20,9 @@ with the largest attention weight. To get an input to try:
   python -m experiments.edit --write_example=example/
 
 writes example/in.png, example/text.txt and example/target.png (the truth).
+ReferIt (an export or workdir of that task): --image is any photo, --text a
+referring expression ("the man on the left"); --out gets the mask at the
+photo's size and <out>_overlay.png the mask over the photo.
 Bad input prints one line `error: ...` to stderr and exits with status 2;
 nothing is written to --out or --explain then.
 """
@@ -50,15 +53,24 @@ _MODEL = flags.DEFINE_string(
 _IMAGE = flags.DEFINE_string(
     "image",
     None,
-    "Input PNG or JPEG: 48x48, black shapes on white, any mode (converted).",
+    "Input PNG or JPEG, any mode (converted). CoSaL: 48x48, black shapes "
+    "on white; ReferIt: any photo.",
 )
 _TEXT = flags.DEFINE_string(
-    "text", None, "Nine CoSaL sentences separated by '.', ';' or new lines."
+    "text",
+    None,
+    "CoSaL: nine sentences separated by '.', ';' or new lines; ReferIt: "
+    "a referring expression.",
 )
 _TEXT_FILE = flags.DEFINE_string(
-    "text_file", None, "A file holding the nine sentences (instead of --text)."
+    "text_file", None, "A file holding the text (instead of --text)."
 )
-_OUT = flags.DEFINE_string("out", None, "Output PNG: the coloured image.")
+_OUT = flags.DEFINE_string(
+    "out",
+    None,
+    "Output PNG. CoSaL: the coloured image; ReferIt: the mask at the "
+    "photo's size, with <out>_overlay.png beside it.",
+)
 _SCALE = flags.DEFINE_integer(
     "scale", 1, "Enlarge --out this many times (nearest neighbour), 1..64."
 )
