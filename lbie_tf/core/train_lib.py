@@ -219,6 +219,8 @@ def _train(task, config, strategy, workdir, start):
     if evaluation.last_epoch == epochs:
         results = dict(evaluation.last_results)
     else:
+        # A rerun of a finished run calls no fit, which sets the model.
+        evaluation.set_model(model)
         results = dict(evaluation.evaluate(epochs))
     results.update(task.describe_run())
     results.update(

@@ -83,7 +83,8 @@ def synthetic_markdown(rows):
         "`python -m experiments.referit_synthetic`.",
         "",
         "| model | pairs | " + " | ".join(SYNTHETIC_KEYS) + " | epochs "
-        "| wall s | command |",
+        "| wall s of this command (a finished run is only evaluated) "
+        "| command |",
         "|---" * (len(SYNTHETIC_KEYS) + 5) + "|",
     ]
     for row in rows:

@@ -69,13 +69,18 @@ def test_train_and_evaluate_writes_artefacts_and_resumes(tmp_path, data_dir):
         str(workdir / "backup" / "step-00000002.keras")
     )
     step_before = int(model_before.optimizer.iterations.numpy())
-    train_lib.train_and_evaluate(
+    saved_epoch2 = train_lib.train_and_evaluate(
         tiny_config("paper_t4_attn_d4", data_dir, epochs=2), str(workdir)
     )
     resumed = keras.saving.load_model(
         str(workdir / "backup" / "step-00000004.keras")
     )
     assert int(resumed.optimizer.iterations.numpy()) == 2 * step_before
+    # Rerunning a finished run trains nothing and evaluates again.
+    again = train_lib.train_and_evaluate(
+        tiny_config("paper_t4_attn_d4", data_dir, epochs=2), str(workdir)
+    )
+    assert again["iou_shapes"] == pytest.approx(saved_epoch2["iou_shapes"])
     assert not [p for p in os.listdir(workdir) if p.startswith(".tmp")]
 
 
