@@ -5,15 +5,12 @@ import os
 from lbie_tf.core import artifacts, errors
 from lbie_tf.core import task as task_lib
 
-# Workdirs written before `config.task` existed hold CoSaL runs.
-LEGACY_TASK = "cosal"
-
 
 def task_of_config(config):
-    """The task a run config names (older configs: LEGACY_TASK)."""
+    """The task a run config names (older configs: the legacy task)."""
     if "task" not in config:
         with config.unlocked():
-            config.task = LEGACY_TASK
+            config.task = task_lib.legacy_task_name()
     return task_lib.build_task(config)
 
 
@@ -21,8 +18,9 @@ def task_name_of(path, default=None):
     """The task of a model path, read without loading anything.
 
     An export's task.json names it; a training workdir's (or a shipped
-    model's) config.json names it in `task` (LEGACY_TASK when the config
-    predates that field); a bare .keras file says nothing: `default`.
+    model's) config.json names it in `task` (the registry's legacy task when
+    the config predates that field); a bare .keras file says nothing:
+    `default`.
 
     Raises:
       UsageError: when nothing names the task and `default` is None.
@@ -35,7 +33,7 @@ def task_name_of(path, default=None):
         return artifacts.read_json(task_file, "export task file")["task"]
     if os.path.isfile(config_file):
         config = artifacts.read_json(config_file, "training config")
-        return config.get("task", LEGACY_TASK)
+        return config.get("task") or task_lib.legacy_task_name()
     if default is None:
         raise errors.UsageError(
             f"{path!r} does not say which task its model is for (no "

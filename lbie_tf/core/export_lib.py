@@ -43,7 +43,9 @@ def _task_and_model(model_or_path, config, task_name):
     if config is not None:
         task = evaluate_lib.task_of_config(config)
     else:
-        task = task_lib.get_task_class(task_name or evaluate_lib.LEGACY_TASK)()
+        task = task_lib.get_task_class(
+            task_name or task_lib.legacy_task_name()
+        )()
     if isinstance(model_or_path, (str, os.PathLike)):
         model = task.load_model(model_path)
     elif isinstance(model_or_path, keras.Model):
@@ -61,9 +63,10 @@ def export_model(model_or_path, export_dir, config=None, task_name=None):
 
     The task comes from `config`, else from the config.json beside a model
     path (a training workdir or an earlier export), else from `task_name`
-    (default: LEGACY_TASK). Its `build_serving` gives the signatures, the
-    first of which is `serving_default`. task.json names the task and the
-    signatures, so that edit and serve read the task from the export.
+    (default: the registry's legacy task). Its `build_serving` gives the
+    signatures, the first of which is `serving_default`. task.json names the
+    task and the signatures, so that edit and serve read the task from the
+    export.
 
     Everything is written to a staging directory beside `export_dir` and
     renamed into place at the end, so a failed export leaves no partial

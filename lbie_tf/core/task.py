@@ -10,18 +10,35 @@ import dataclasses
 _REGISTRY = {}
 
 
-def register_task(name):
+_LEGACY = []
+
+
+def register_task(name, legacy=False):
     """Class decorator: registers a Task subclass under `name` (the value of
-    `config.task` that selects it)."""
+    `config.task` that selects it). `legacy=True` marks the one task that
+    configs and bare .keras files written before `config.task` existed
+    belong to."""
 
     def decorator(cls):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"A task named {name!r} is already registered.")
         cls.name = name
         _REGISTRY[name] = cls
+        if legacy and name not in _LEGACY:
+            _LEGACY.append(name)
         return cls
 
     return decorator
+
+
+def legacy_task_name():
+    """The task of configs written before `config.task` existed."""
+    if len(_LEGACY) != 1:
+        raise ValueError(
+            "Exactly one registered task must be the legacy one; found "
+            f"{_LEGACY}."
+        )
+    return _LEGACY[0]
 
 
 def registered_tasks():

@@ -44,7 +44,8 @@ def upgrade_legacy_config(config):
     return config
 
 
-@task_lib.register_task("cosal")
+# Workdirs and .keras files written before `config.task` hold CoSaL runs.
+@task_lib.register_task("cosal", legacy=True)
 class CosalTask(task_lib.Task):
     """Colourising shapes with artificial language (paper section 4.1).
 
