@@ -1,10 +1,14 @@
 """Image files: atomic PNG writes, the pixel limit of an input image, the
 conversion of any PNG or JPEG mode to 8-bit RGB, and enlargement."""
 
+import os
+import re
+import warnings
+
 import numpy as np
 from PIL import Image
 
-from lbie_tf.core import artifacts
+from lbie_tf.core import artifacts, errors
 
 MAX_SCALE = 64
 # The most pixels (width x height) an input image may have; larger ones are
@@ -86,6 +90,60 @@ def to_rgb(image):
     if image.has_transparency_data:
         return composite_on_white(np.asarray(image.convert("RGBA")))
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def read_image_file(path, accepted, size=None):
+    """Reads a PNG or JPEG file of any mode as uint8 RGB [H, W, 3]
+    (`to_rgb`), its size checked from the header before any pixel is
+    decoded: above MAX_IMAGE_PIXELS (a decompression bomb), or other than
+    `size` ((width, height), when given), it is refused.
+
+    Args:
+      accepted: what the caller accepts, ending every error message.
+
+    Raises:
+      ImageError: missing, not an image, damaged, too large or of the
+        wrong size, in one line.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise errors.ImageError(
+            f"image not found: {path!r} is not a file; {accepted}."
+        )
+    try:
+        # Image.open reads only the header. Pillow warns, or raises, about
+        # decompression bombs there; its limits are above ours, so its
+        # warning is silenced and its error reported with our limit.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                limit = pixel_limit_message(width * height, width, height)
+                raise errors.ImageError(f"{path!r}: {limit}; {accepted}.")
+            if size is not None and (width, height) != tuple(size):
+                raise errors.ImageError(
+                    f"{path!r} is {width}x{height} pixels; {accepted}."
+                )
+            return to_rgb(image)
+    except errors.UserError:
+        raise
+    except Image.DecompressionBombError as error:
+        # Pillow's message is the only place its header count survives.
+        count = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = count.group(1) if count else f"over {MAX_IMAGE_PIXELS}"
+        limit = pixel_limit_message(pixels)
+        raise errors.ImageError(f"{path!r}: {limit}; {accepted}.") from None
+    except Image.UnidentifiedImageError:
+        raise errors.ImageError(
+            f"{path!r} is not an image file; {accepted}."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise errors.ImageError(
+            f"{path!r} is a damaged image ({errors.one_line(error)}); "
+            f"{accepted}."
+        ) from None
 
 
 def is_scale(value):

@@ -7,11 +7,8 @@ second; TensorFlow and Keras are imported only to load and run the model.
 
 import dataclasses
 import os
-import re
-import warnings
 
 import numpy as np
-from PIL import Image
 
 from data_builders.cosal import vocabulary
 from lbie_tf.core import artifacts, errors, images, runtime
@@ -140,48 +137,7 @@ def read_silhouette_image(path, image_size=DEFAULT_IMAGE_SIZE):
         f"expected a {image_size}x{image_size} image (PNG or JPEG) of black "
         "shapes on white"
     )
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise errors.ImageError(
-            f"image not found: {path!r} is not a file; {accepted}."
-        )
-    try:
-        # Image.open reads only the header. Pillow warns, or raises, about
-        # decompression bombs there; its limits are above ours, so its
-        # warning is silenced and its error reported with our limit.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-        with image:
-            width, height = image.size
-            if width * height > images.MAX_IMAGE_PIXELS:
-                limit = images.pixel_limit_message(
-                    width * height, width, height
-                )
-                raise errors.ImageError(f"{path!r}: {limit}; {accepted}.")
-            if (width, height) != (image_size, image_size):
-                raise errors.ImageError(
-                    f"{path!r} is {width}x{height} pixels; {accepted}."
-                )
-            pixels = images.to_rgb(image)
-    except errors.UserError:
-        raise
-    except Image.DecompressionBombError as error:
-        # Pillow's message is the only place its header count survives.
-        count = re.search(r"\((\d+) pixels\)", str(error))
-        pixels = count.group(1) if count else f"over {images.MAX_IMAGE_PIXELS}"
-        limit = images.pixel_limit_message(pixels)
-        raise errors.ImageError(f"{path!r}: {limit}; {accepted}.") from None
-    except Image.UnidentifiedImageError:
-        raise errors.ImageError(
-            f"{path!r} is not an image file; {accepted}."
-        ) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise errors.ImageError(
-            f"{path!r} is a damaged image ({errors.one_line(error)}); "
-            f"{accepted}."
-        ) from None
-    return pixels
+    return images.read_image_file(path, accepted, size=(image_size, image_size))
 
 
 def colorize_labels(labels, palette=vocabulary.COLOR_RGB):

@@ -8,8 +8,6 @@ the model.
 
 import io
 import os
-import re
-import warnings
 
 import numpy as np
 from PIL import Image
@@ -44,39 +42,7 @@ def read_photo(path):
     Raises:
       ImageError: missing, not an image, damaged or too large.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise errors.ImageError(
-            f"image not found: {path!r} is not a file; {_ACCEPTED}."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
-        with image:
-            width, height = image.size
-            if width * height > images.MAX_IMAGE_PIXELS:
-                limit = images.pixel_limit_message(
-                    width * height, width, height
-                )
-                raise errors.ImageError(f"{path!r}: {limit}; {_ACCEPTED}.")
-            return images.to_rgb(image)
-    except errors.UserError:
-        raise
-    except Image.DecompressionBombError as error:
-        count = re.search(r"\((\d+) pixels\)", str(error))
-        pixels = count.group(1) if count else f"over {images.MAX_IMAGE_PIXELS}"
-        limit = images.pixel_limit_message(pixels)
-        raise errors.ImageError(f"{path!r}: {limit}; {_ACCEPTED}.") from None
-    except Image.UnidentifiedImageError:
-        raise errors.ImageError(
-            f"{path!r} is not an image file; {_ACCEPTED}."
-        ) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise errors.ImageError(
-            f"{path!r} is a damaged image ({errors.one_line(error)}); "
-            f"{_ACCEPTED}."
-        ) from None
+    return images.read_image_file(path, _ACCEPTED)
 
 
 def overlay_path(out_path):
