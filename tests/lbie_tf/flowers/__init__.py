@@ -1,0 +1,1 @@
+"""Tests of the Oxford-102 flowers task."""
