@@ -221,3 +221,15 @@ class Task:
         (`options`: the edit CLI's example flags, {name: value}); returns an
         `EditExample`."""
         raise NotImplementedError
+
+    def explain_serving(self, text, outputs):
+        """A picture that explains one `serving_bytes` answer, for the web
+        page of `experiments.serve`: uint8 [H, W, 3], or None when there is
+        nothing to draw (the default: the task draws no explanation).
+
+        Args:
+          text: the request's text (str).
+          outputs: that instance's outputs of the signature, {output name:
+            numpy value without the batch dimension}, `png_bytes` included.
+        """
+        return None

@@ -251,6 +251,12 @@ class CosalTask(task_lib.Task):
             ),
         )
 
+    def explain_serving(self, text, outputs):
+        """Figure 5 of one `serving_bytes` answer (models with attention)."""
+        from lbie_tf.cosal import serving_explain
+
+        return serving_explain.explain(text, outputs)
+
     def edit_files(self, model_path, image_path, text, out_path, options):
         """Colours a silhouette image as its nine sentences say (options:
         `explain` a Figure 5 picture path, `scale` the enlargement)."""
