@@ -23,6 +23,10 @@ writes example/in.png, example/text.txt and example/target.png (the truth).
 ReferIt (an export or workdir of that task): --image is any photo, --text a
 referring expression ("the man on the left"); --out gets the mask at the
 photo's size and <out>_overlay.png the mask over the photo.
+Flowers (an export or workdir of that task): --image is any photo, --text a
+caption ("this flower has red petals"); --out gets the photo coloured at its
+own size (the model's ab on the photo's own lightness) and <out>_panels.png
+grey input | coloured | original.
 Bad input prints one line `error: ...` to stderr and exits with status 2;
 nothing is written to --out or --explain then.
 """
@@ -54,13 +58,13 @@ _IMAGE = flags.DEFINE_string(
     "image",
     None,
     "Input PNG or JPEG, any mode (converted). CoSaL: 48x48, black shapes "
-    "on white; ReferIt: any photo.",
+    "on white; ReferIt and flowers: any photo.",
 )
 _TEXT = flags.DEFINE_string(
     "text",
     None,
     "CoSaL: nine sentences separated by '.', ';' or new lines; ReferIt: "
-    "a referring expression.",
+    "a referring expression; flowers: a caption naming colours.",
 )
 _TEXT_FILE = flags.DEFINE_string(
     "text_file", None, "A file holding the text (instead of --text)."
@@ -69,7 +73,8 @@ _OUT = flags.DEFINE_string(
     "out",
     None,
     "Output PNG. CoSaL: the coloured image; ReferIt: the mask at the "
-    "photo's size, with <out>_overlay.png beside it.",
+    "photo's size, with <out>_overlay.png beside it; flowers: the photo "
+    "coloured at its size, with <out>_panels.png beside it.",
 )
 _SCALE = flags.DEFINE_integer(
     "scale", 1, "Enlarge --out this many times (nearest neighbour), 1..64."

@@ -1,0 +1,56 @@
+"""A smoke run of the isoluminant CoSaL comparison: both models train and
+the results files hold the keys the issue names."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = [
+    "--config.data.cosal_train_size=16",
+    "--config.data.cosal_test_size=4",
+    "--config.data.shuffle_buffer=16",
+    "--config.train.epochs=1",
+    "--config.train.batch_size=8",
+    "--config.train.verbose=0",
+    "--config.eval.batch_size=4",
+    "--config.model.ngf=4",
+    "--config.model.embedding_dim=4",
+    "--config.model.lstm_units=4",
+    "--config.model.attention_units=4",
+    "--config.model.discriminator_filters=4",
+]
+
+
+@pytest.mark.slow
+def test_both_models_train_and_the_results_are_written(tmp_path):
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.colorization_cosal",
+            f"--workdir={tmp_path / 'runs'}",
+            f"--results_dir={tmp_path / 'results'}",
+            f"--config.data.data_dir={tmp_path / 'data'}",
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(
+        (tmp_path / "results/colorization_cosal.json").read_text()
+    )
+    assert {
+        "accuracy_text",
+        "accuracy_no_text",
+        "num_colors",
+        "test_images",
+        "command",
+    } <= set(result)
+    assert result["num_colors"] == 6 and result["test_images"] == 4
+    assert 0.0 <= result["accuracy_text"] <= 1.0
+    text = (tmp_path / "results/colorization_cosal.md").read_text()
+    assert "no_text" in text and "experiments.colorization_cosal" in text
