@@ -51,7 +51,7 @@ def markdown(result, rows):
         "the shape's true colour.",
         "",
         "| model | shape colour accuracy | L1 (ab, Lab units) | epochs | "
-        "wall s |",
+        "s (last command) |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
