@@ -34,8 +34,13 @@ format: $(STAMP)
 table2: $(STAMP)
 	$(BIN)/python -m experiments.table2 --cells=all --workdir=runs/table2
 
+# About 20 minutes on 2 cores: every model of every registered task (one
+# process per oneDNN setting), the profile of a training step, then the
+# README's table from the JSON.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.cosal_train
+	$(BIN)/python -m benchmarks.bench --out=results/bench.json
+	$(BIN)/python -m benchmarks.profile_step --out=results/bench_profile.md
+	$(BIN)/python -m benchmarks.readme_table --bench=results/bench.json --readme=README.md
 
 clean:
 	rm -rf $(VENV) runs

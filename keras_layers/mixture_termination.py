@@ -87,14 +87,26 @@ def mixture_negative_log_likelihood(labels, step_logits, epsilon=1e-6):
       A float tensor (B, H, W) of per-pixel negative log-likelihoods.
     """
     _check_epsilon(epsilon)
-    log_stop, class_logits = _split_step_logits(step_logits, epsilon)
+    step_logits = _at_least_float32(step_logits)
+    _check_step_logits_shape(step_logits.shape)
+    # The same sums as `_split_step_logits` + log-softmax, in the input's
+    # (B, T, ..., 1 + C) layout: moving the step axis of the whole tensor
+    # and slicing its channels made the training step's gradient spend a
+    # fifth of its time in transposes and StridedSliceGrad
+    # (results/bench_profile.md). `split`'s gradient is a concatenation,
+    # and only the small per-step maps move their step axis last.
+    gate_logits, class_logits = ops.split(step_logits, [1], axis=-1)
     num_classes = class_logits.shape[-1]
     log_probs = ops.log_softmax(class_logits, axis=-1)
     one_hot = ops.one_hot(
         ops.cast(labels, "int32"), num_classes, dtype=log_probs.dtype
     )
-    # -CE_t is the log-probability of the label at step t.
-    label_log_probs = ops.sum(log_probs * one_hot[..., None, :], axis=-1)
+    # -CE_t is the log-probability of the label at step t: (B, T, ...).
+    label_log_probs = ops.sum(log_probs * ops.expand_dims(one_hot, 1), -1)
+    log_stop = mixture_log_stop_probabilities(
+        ops.moveaxis(ops.squeeze(gate_logits, -1), 1, -1), epsilon
+    )
+    label_log_probs = ops.moveaxis(label_log_probs, 1, -1)
     return -ops.logsumexp(log_stop + label_log_probs, axis=-1)
 
 

@@ -248,3 +248,82 @@ def test_bad_inputs():
         BilinearInitializer()((4, 4, 3, 2))
     with pytest.raises(ValueError, match="kernel_size"):
         bilinear_kernel(5, "hu")
+
+
+@pytest.mark.parametrize(
+    "batch, height, width, in_channels, out_channels, strides",
+    [
+        (2, 3, 3, 8, 8, 16),  # the original family's head
+        (2, 6, 6, 7, 7, 8),  # the paper family's head
+        (1, 4, 5, 2, 3, 3),  # odd stride, non-square
+        (2, 2, 3, 4, 4, 1),
+    ],
+)
+@pytest.mark.parametrize(
+    "dtype, tolerance", [("float64", 1e-6), ("float32", 1e-5)]
+)
+def test_taps_match_the_transposed_convolution_and_its_gradients(
+    batch, height, width, in_channels, out_channels, strides, dtype, tolerance
+):
+    """transposed_conv_by_taps computes ops.conv_transpose's sums: outputs
+    and both gradients agree on random inputs (relative to their scale;
+    float64 shows the formulas are the same, float32 the rounding)."""
+    import tensorflow as tf
+
+    from keras_layers.bilinear_upsampling import transposed_conv_by_taps
+
+    rng = np.random.default_rng(strides)
+    inputs = tf.constant(rng.normal(size=(batch, height, width, in_channels)))
+    inputs = tf.cast(inputs, dtype)
+    kernel = tf.cast(
+        rng.normal(size=(2 * strides, 2 * strides, out_channels, in_channels)),
+        dtype,
+    )
+    upstream = tf.cast(
+        rng.normal(
+            size=(batch, strides * height, strides * width, out_channels)
+        ),
+        dtype,
+    )
+
+    def values_and_gradients(function):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, kernel])
+            outputs = function(inputs, kernel)
+            loss = tf.reduce_sum(outputs * upstream)
+        return [outputs, *tape.gradient(loss, [inputs, kernel])]
+
+    old = values_and_gradients(
+        tf.function(
+            lambda x, k: keras.ops.conv_transpose(
+                x, k, strides=strides, padding="same"
+            )
+        )
+    )
+    new = values_and_gradients(
+        lambda x, k: transposed_conv_by_taps(x, k, strides)
+    )
+    for name, a, b in zip(
+        ("outputs", "d inputs", "d kernel"), old, new, strict=True
+    ):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, name
+        assert np.max(np.abs(a - b)) <= tolerance * np.max(np.abs(a)), name
+
+
+def test_layer_takes_the_taps_only_for_kernel_two_strides_same():
+    from unittest import mock
+
+    from keras_layers import bilinear_upsampling
+
+    inputs = np.arange(2 * 3 * 3 * 2, dtype="float32").reshape(2, 3, 3, 2)
+    with mock.patch.object(
+        bilinear_upsampling,
+        "transposed_conv_by_taps",
+        wraps=bilinear_upsampling.transposed_conv_by_taps,
+    ) as taps:
+        BilinearConv2DTranspose(2, 8, 4)(inputs)
+        assert taps.call_count == 1
+        BilinearConv2DTranspose(2, 3, 2)(inputs)
+        BilinearConv2DTranspose(2, 8, 4, padding="valid")(inputs)
+        assert taps.call_count == 1
