@@ -15,6 +15,7 @@ inflates, so they are relative figures; the step time is the untraced one.
 
 import argparse
 import collections
+import contextlib
 import glob
 import json
 import os
@@ -345,7 +346,9 @@ def _rewrites_markdown(result):
     return "\n".join(lines)
 
 
-def profile(spec, data_dir, steps, rounds, traced_steps, top, rewrites):
+def profile(
+    spec, data_dir, steps, rounds, traced_steps, top, rewrites, first=False
+):
     import keras
     import tensorflow as tf
 
@@ -364,7 +367,10 @@ def profile(spec, data_dir, steps, rounds, traced_steps, top, rewrites):
     model = task.compile(
         task.build_model(training_steps=100_000), steps_per_epoch=10_000
     )
-    for _ in range(3):
+    # The first step traces the graph: with `first`, the first formulas'.
+    with _FirstFormulas() if first else contextlib.nullcontext():
+        model.train_on_batch(inputs, targets)
+    for _ in range(2):
         model.train_on_batch(inputs, targets)
     timing = time_steps(model, inputs, targets, rounds, steps)
     with tempfile.TemporaryDirectory(prefix="bench_profile_") as logdir:
@@ -385,6 +391,7 @@ def profile(spec, data_dir, steps, rounds, traced_steps, top, rewrites):
         "config": f"experiments/configs/{spec.config_file}:"
         f"{spec.config_argument}",
         "batch_size": config.train.batch_size,
+        "formulas": "first" if first else "current",
         "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "timing": timing,
         "traced_steps": traced_steps,
@@ -397,7 +404,8 @@ def to_markdown(report, description, command):
     lines = [
         f"# Training-step profile: {report['model']}",
         "",
-        f"Written by `{command}` ({report['config']}, batch "
+        f"Written by `{command}` ({report['config']}, "
+        f"{report['formulas']} formulas, batch "
         f"{report['batch_size']}, XLA off, TF_ENABLE_ONEDNN_OPTS="
         f"{report['tf_enable_onednn_opts'] or 'unset (on)'}) on "
         f"{description['cpu_model']}, {description['usable_cpus']} cores, "
@@ -439,6 +447,12 @@ def main(argv=None):
     parser.add_argument("--out", default=DEFAULT_OUT)
     parser.add_argument("--json", default=None, help="also write JSON here")
     parser.add_argument(
+        "--first_formulas",
+        action="store_true",
+        help="profile the model traced with the first formulas of the "
+        "mixture loss and the bilinear head (before the rewrites)",
+    )
+    parser.add_argument(
         "--rewrites",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -456,6 +470,7 @@ def main(argv=None):
         args.traced_steps,
         args.top,
         args.rewrites,
+        first=args.first_formulas,
     )
     if args.data_dir is None:
         import shutil
