@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,6 +214,7 @@ def run_workers(specs, onednn_values, data_dir, xla, quick, jobs, timeout_s):
         if result is not None:
             result["onednn_notice_seen"] = record["onednn_notice_seen"]
             results[(worker["spec"].key, worker["onednn"])] = result
+    shutil.rmtree(scratch, ignore_errors=True)
     return records, results
 
 
@@ -566,8 +568,6 @@ def main(argv=None):
         args.worker_timeout_s,
     )
     if args.data_dir is None:
-        import shutil
-
         shutil.rmtree(data_dir, ignore_errors=True)
     models = {}
     for spec in specs:
