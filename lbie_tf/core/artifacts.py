@@ -284,17 +284,19 @@ def check_output_path(path, flag_name="--out", suffix=".png"):
     """Checks that a file can be written at `path` without writing anything.
 
     Raises:
-      OutputError: if the name does not end in `suffix`, names a directory,
-        or its directory does not exist or is not writable.
+      OutputError: if the name does not end in `suffix` (None: any name),
+        names a directory, or its directory does not exist or is not
+        writable.
     """
     path = os.fspath(path)
-    if not path.lower().endswith(suffix):
+    if suffix is not None and not path.lower().endswith(suffix):
         raise errors.OutputError(
             f"{flag_name}={path!r} must name a {suffix} file."
         )
     if os.path.isdir(path):
         raise errors.OutputError(
-            f"{flag_name}={path!r} is a directory; pass a {suffix} file name."
+            f"{flag_name}={path!r} is a directory; pass a "
+            f"{suffix or ''} file name.".replace("a  ", "a ")
         )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):

@@ -143,9 +143,7 @@ def split_captions(source, builder, split):
     captions = []
     for example in read_split(builder, split).as_numpy_iterator():
         if source == "cosal_isoluminant":
-            texts = [
-                COSAL_SEPARATOR.encode().join(example["sentence_text"])
-            ]
+            texts = [COSAL_SEPARATOR.encode().join(example["sentence_text"])]
         else:
             texts = list(example["captions"])
         captions.extend(text.decode("utf-8") for text in texts)

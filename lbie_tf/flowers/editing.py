@@ -41,15 +41,6 @@ def panels_path(out_path):
     return root + "_panels.png"
 
 
-def _check_output(out_path):
-    directory = os.path.dirname(os.path.abspath(os.fspath(out_path)))
-    if not os.path.isdir(directory):
-        raise errors.OutputError(
-            f"cannot write {out_path!r}: the directory {directory!r} does "
-            "not exist."
-        )
-
-
 def _serving_function(model_path):
     """serving_default of an export, or the same function built from a
     training workdir (its config names the data holding the vocabulary)."""
@@ -106,7 +97,7 @@ def edit(model_path, image_path, text, out_path):
     returns lines for a person."""
     check_text(text)
     photo = images.read_image_file(image_path, _ACCEPTED)
-    _check_output(out_path)
+    artifacts.check_output_path(out_path, "--out", suffix=None)
     colorized = colorizer(model_path)(photo, text)
     images.write_png(out_path, colorized)
     picture = images.write_png(

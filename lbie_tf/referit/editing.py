@@ -51,15 +51,6 @@ def overlay_path(out_path):
     return root + "_overlay.png"
 
 
-def _check_output(out_path):
-    directory = os.path.dirname(os.path.abspath(os.fspath(out_path)))
-    if not os.path.isdir(directory):
-        raise errors.OutputError(
-            f"cannot write {out_path!r}: the directory {directory!r} does "
-            "not exist."
-        )
-
-
 def _serving_function(model_path):
     """serving_default of an export, or the same function built from a
     training workdir (its config names the data holding the vocabulary)."""
@@ -101,7 +92,7 @@ def edit(model_path, image_path, text, out_path):
 
     check_text(text)
     photo = read_photo(image_path)
-    _check_output(out_path)
+    artifacts.check_output_path(out_path, "--out", suffix=None)
     run = _serving_function(model_path)
     mask = run(photo[None], np.array([text.encode("utf-8")]))[0] > 0
     images.write_png(out_path, mask.astype(np.uint8) * 255)
