@@ -4,8 +4,9 @@ requests per second of predict calls from concurrent clients.
   python -m experiments.export --model=pretrained/cosal_paper_t4_attn_d4 \
       --out=/tmp/cosal_export
   python -m benchmarks.serve_load --model=/tmp/cosal_export \
-      --requests=3000 --clients=4 --serve_flag=--intra_op_threads=1 \
-      --serve_flag=--inter_op_threads=1 --out=results/serve_load.json
+      --requests=3000 --clients=4 --sweep_clients=1,2,8 \
+      --serve_flag=--intra_op_threads=1 --serve_flag=--inter_op_threads=1 \
+      --out=results/serve_load.json
 
 --model starts the server on a free loopback port in a subprocess (its
 start-up is not timed) and stops it at the end; --url=http://HOST:PORT
@@ -21,8 +22,10 @@ Writes (and prints) one JSON object: p50/p95/p99/mean/max latency in ms,
 requests per second over the timed run, the CPU time per request of the
 server (with --model) and of the clients, the machine's load average
 before and after (other processes share the CPU), the error count and the
-command. --serve_flag passes flags to the server it starts, e.g.
---serve_flag=--intra_op_threads=1.
+command; with --sweep_clients, the same figures for each of those client
+counts under `sweep` (latency at low concurrency against requests a second
+at high concurrency). --serve_flag passes flags to the server it starts,
+e.g. --serve_flag=--intra_op_threads=1.
 """
 
 import base64
@@ -48,6 +51,12 @@ _URL = flags.DEFINE_string(
 )
 _REQUESTS = flags.DEFINE_integer("requests", 2000, "Timed requests in all.")
 _CLIENTS = flags.DEFINE_integer("clients", 4, "Concurrent client threads.")
+_SWEEP_CLIENTS = flags.DEFINE_list(
+    "sweep_clients",
+    [],
+    "Client counts to measure too, after the main run (e.g. 1,2,8): each "
+    "sends --requests timed requests; results under `sweep`.",
+)
 _WARMUP = flags.DEFINE_integer("warmup", 50, "Untimed requests first.")
 _KEEP_ALIVE = flags.DEFINE_boolean(
     "keep_alive", True, "One connection per client (else one per request)."
@@ -257,6 +266,15 @@ def main(argv):
     del argv
     if (_MODEL.value is None) == (_URL.value is None):
         raise SystemExit("pass exactly one of --model or --url")
+    try:
+        sweep_clients = [int(value) for value in _SWEEP_CLIENTS.value]
+    except ValueError:
+        raise SystemExit(
+            f"--sweep_clients must be whole numbers; received "
+            f"{','.join(_SWEEP_CLIENTS.value)}"
+        ) from None
+    if any(value < 1 for value in [_CLIENTS.value, *sweep_clients]):
+        raise SystemExit("--clients and --sweep_clients must be 1 or more")
     process = None
     url = _URL.value
     if _MODEL.value is not None:
@@ -273,6 +291,31 @@ def main(argv):
             _KEEP_ALIVE.value,
             pid=None if process is None else process.pid,
         )
+        sweep = []
+        for clients in sweep_clients:
+            one = run_load(
+                url,
+                info["model"],
+                body,
+                _REQUESTS.value,
+                clients,
+                _WARMUP.value,
+                _KEEP_ALIVE.value,
+                pid=None if process is None else process.pid,
+            )
+            sweep.append(
+                {
+                    key: one[key]
+                    for key in (
+                        "clients",
+                        "requests_per_second",
+                        "latency_ms",
+                        "cpu_ms_per_request",
+                        "load_average",
+                        "errors",
+                    )
+                }
+            )
     finally:
         if process is not None:
             process.terminate()
@@ -288,14 +331,17 @@ def main(argv):
         "targets": {"p50_ms": 10, "requests_per_second": 300},
         **result,
     }
+    if sweep:
+        result["sweep"] = sweep
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
     if _OUT.value:
         from lbie_tf.core import artifacts
 
         artifacts.write_text(_OUT.value, text + "\n")
-    if result["errors"]:
-        raise SystemExit(f"{result['errors']} requests failed")
+    failed = result["errors"] + sum(one["errors"] for one in sweep)
+    if failed:
+        raise SystemExit(f"{failed} requests failed")
 
 
 if __name__ == "__main__":

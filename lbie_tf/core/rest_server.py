@@ -99,7 +99,7 @@ class Response:
 
 
 def _json_response(status, value, **kwargs):
-    body = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    body = rest_json.dumps(value)
     return Response(int(status), body, **kwargs)
 
 

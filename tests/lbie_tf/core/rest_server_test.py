@@ -199,6 +199,27 @@ def test_outputs_that_are_not_utf8_travel_as_b64():
     ]
 
 
+def test_numbers_are_written_exactly_and_short():
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(1000) * 10.0 ** rng.integers(-30, 30, 1000)
+    floats = np.concatenate([values, [0.1, -0.0, 1e-45, 3.4028235e38]]).astype(
+        np.float32
+    )
+    text = rest_json.dumps({"x": rest_json.to_json(floats, "x")})
+    read = np.array(json.loads(text)["x"], np.float32)
+    np.testing.assert_array_equal(read, floats)
+    # The shortest decimal of the float32, not its double's 17 digits.
+    assert rest_json.dumps(np.float32([0.1, 0.5])) == b"[0.1,0.5]"
+    # Slices that are not C-contiguous, 0-d arrays and numpy scalars too.
+    grid = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert json.loads(rest_json.dumps(grid[:, 1])) == [1, 5, 9]
+    assert rest_json.dumps([np.array(3), np.int64(4), np.float32(2.5)]) == (
+        b"[3,4,2.5]"
+    )
+    # JSON has no NaN: non-finite values are null.
+    assert rest_json.dumps(np.float32([np.nan, np.inf])) == b"[null,null]"
+
+
 # === Errors ===
 
 
