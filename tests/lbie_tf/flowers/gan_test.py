@@ -177,6 +177,9 @@ def test_discriminator_steps_before_the_generator():
         keras.optimizers.SGD(lr),
         l1_weight=l1_weight,
     )
+    # The order of the updates is train_step's Python: eagerly, without a
+    # trace (test_fit_predict_and_evaluate runs it in graph mode).
+    model.run_eagerly = True
     start = model.get_weights()
     history = model.fit(
         dataset(inputs, targets, 2), epochs=1, verbose=0
@@ -285,7 +288,10 @@ def test_config_round_trip():
 @pytest.mark.slow
 def test_resume_from_a_backup_is_bit_identical(tmp_path):
     # The Gumbel variant (T = 2) is the hard case: its noise generator and
-    # its step counter must come back too.
+    # its step counter must come back too. The three models run their
+    # train_step eagerly: the same Python and state, without three traces
+    # of about a minute each (the task checklist resumes a killed graph-mode
+    # run through the CLI).
     options = {"num_steps": 2, "termination": "gumbel"}
     inputs, targets = make_data(count=8)
     settings = {"l1_weight": 50.0, "gan_weight": 2.0}
@@ -293,12 +299,14 @@ def test_resume_from_a_backup_is_bit_identical(tmp_path):
     keras.utils.set_random_seed(0)
     uninterrupted = make_gan(**options)
     uninterrupted.compile(adam(), adam(), **settings)
+    uninterrupted.run_eagerly = True
     start = uninterrupted.get_weights()
     uninterrupted.fit(dataset(inputs, targets, 2), epochs=1, verbose=0)
 
     keras.utils.set_random_seed(0)
     first = make_gan(**options)
     first.compile(adam(), adam(), **settings)
+    first.run_eagerly = True
     first.set_weights(start)
     first.fit(dataset(inputs, targets, 2, stop=4), epochs=1, verbose=0)
     path = str(tmp_path / "backup.keras")
@@ -324,6 +332,7 @@ def test_resume_from_a_backup_is_bit_identical(tmp_path):
     assert resumed.optimizer is g_optimizer
     assert resumed.d_optimizer is d_optimizer
     assert int(resumed.optimizer.iterations.numpy()) == 2
+    resumed.run_eagerly = True
     resumed.fit(dataset(inputs, targets, 2, start=4), epochs=1, verbose=0)
 
     assert int(resumed.optimizer.iterations.numpy()) == 4
