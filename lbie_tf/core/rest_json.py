@@ -332,7 +332,14 @@ def to_json(array, name):
 
 def _numpy_as_lists(value):
     # What orjson leaves to its `default`: arrays that are not C-contiguous
-    # or of another dtype, 0-d arrays and numpy scalars.
+    # (a contiguous copy keeps the float32 decimals), 0-d arrays and
+    # dtypes orjson does not write.
+    if (
+        isinstance(value, np.ndarray)
+        and value.ndim
+        and (not value.flags.c_contiguous)
+    ):
+        return np.ascontiguousarray(value)
     if isinstance(value, (np.ndarray, np.generic)):
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -213,6 +213,9 @@ def test_numbers_are_written_exactly_and_short():
     # Slices that are not C-contiguous, 0-d arrays and numpy scalars too.
     grid = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert json.loads(rest_json.dumps(grid[:, 1])) == [1, 5, 9]
+    columns = np.float32([[0.1, 7.0], [0.2, 8.0]])[:, 0]
+    assert rest_json.dumps(columns) == b"[0.1,0.2]"
+    assert rest_json.dumps(np.float16([0.5])) == b"[0.5]"
     assert rest_json.dumps([np.array(3), np.int64(4), np.float32(2.5)]) == (
         b"[3,4,2.5]"
     )
