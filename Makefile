@@ -18,10 +18,10 @@ demo: $(STAMP)
 
 # Lint first: a formatting or lint error fails in seconds, before the suite.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist=loadfile
+	$(BIN)/python -m pytest -n 2 --dist=loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist=loadfile -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist=loadfile --no-loadscope-reorder -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(SOURCES)
