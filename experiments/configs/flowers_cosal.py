@@ -53,7 +53,7 @@ def get_config(model="lbie"):
     config.train.update(
         {
             "batch_size": 16,
-            "epochs": 26,
+            "epochs": 29,
             "learning_rate": 1e-3,
             "eval_every_epochs": 2,
             "backup_every_steps": 500,
