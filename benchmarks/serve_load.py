@@ -281,19 +281,8 @@ def main(argv):
         process, url = start_server(_MODEL.value, _SERVE_FLAGS.value)
     try:
         info, body = _example_body(url)
-        result = run_load(
-            url,
-            info["model"],
-            body,
-            _REQUESTS.value,
-            _CLIENTS.value,
-            _WARMUP.value,
-            _KEEP_ALIVE.value,
-            pid=None if process is None else process.pid,
-        )
-        sweep = []
-        for clients in sweep_clients:
-            one = run_load(
+        runs = [
+            run_load(
                 url,
                 info["model"],
                 body,
@@ -303,19 +292,23 @@ def main(argv):
                 _KEEP_ALIVE.value,
                 pid=None if process is None else process.pid,
             )
-            sweep.append(
-                {
-                    key: one[key]
-                    for key in (
-                        "clients",
-                        "requests_per_second",
-                        "latency_ms",
-                        "cpu_ms_per_request",
-                        "load_average",
-                        "errors",
-                    )
-                }
-            )
+            for clients in [_CLIENTS.value, *sweep_clients]
+        ]
+        result = runs[0]
+        sweep = [
+            {
+                key: one[key]
+                for key in (
+                    "clients",
+                    "requests_per_second",
+                    "latency_ms",
+                    "cpu_ms_per_request",
+                    "load_average",
+                    "errors",
+                )
+            }
+            for one in runs[1:]
+        ]
     finally:
         if process is not None:
             process.terminate()
