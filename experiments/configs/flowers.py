@@ -53,6 +53,10 @@ def get_config(model="lbie"):
             "ngf": 32,
             "embedding_dim": 300,
             "lstm_units": 64,
+            # "additive" (the release) or "bilinear" (the paper's s^T W u,
+            # which has no hidden layer: attention_units is then unused);
+            # DEVIATIONS.md point 4. Generator and discriminator alike.
+            "attention_form": "additive",
             "attention_units": 128,
             # The released code fuses once; the paper's recurrent variant
             # takes num_steps > 1 with a termination gate.

@@ -52,6 +52,7 @@ def build_discriminator(
     word_vectors=None,
     train_embeddings=None,
     lstm_units=64,
+    attention_form="additive",
     attention_units=128,
     gate_bias=1.0,
     update_convention="original",
@@ -64,18 +65,20 @@ def build_discriminator(
     concat(L, ab) -> 4x4 convolutions of `filters` x (1, 2, 4, 8) (64,
     128, 256, 512), strides 2, 2, 2, 1, each with LeakyReLU 0.2 and no
     normalization -> a fusion block with its own word embedding, BiLSTM and
-    additive attention (one step, a per-pixel C-GRU of 8 filters units,
-    gate bias 1.0, as in the generator) -> a 4x4 convolution to one logit
-    per patch. Padding: "same" for the stride-2 convolutions and the last
-    one, none for the stride-1 one, which gives the released 29 x 29 grid
-    at 256 x 256 (`patch_grid_size`); the spec of the release gives the
-    grid but not the paddings, and pix2pix's own would give 30 x 30.
+    attention (additive in the release), one step, a per-pixel C-GRU of 8
+    filters units, gate bias 1.0, as in the generator -> a 4x4 convolution
+    to one logit per patch. Padding: "same" for the stride-2 convolutions
+    and the last one, none for the stride-1 one, which gives the released
+    29 x 29 grid at 256 x 256 (`patch_grid_size`); the spec of the release
+    gives the grid but not the paddings, and pix2pix's own would give
+    30 x 30.
 
     Args:
       vocabulary_size, max_tokens, embedding_dim, word_vectors,
-      train_embeddings, lstm_units, attention_units, gate_bias,
-      update_convention, seed: as in `generator.build_generator`; the
-        discriminator's text layers have weights of their own.
+      train_embeddings, lstm_units, attention_form, attention_units,
+      gate_bias, update_convention, seed: as in
+        `generator.build_generator`; the discriminator's text layers have
+        weights of their own.
       image_size: S, or None for any size with `patch_grid_size(S) >= 1`
         (S >= 25).
       filters: width of the first convolution (64).
@@ -100,9 +103,9 @@ def build_discriminator(
                 f"{image_size!r}."
             )
     if text:
-        check_positive_int("embedding_dim", embedding_dim)
-        check_positive_int("lstm_units", lstm_units)
-        check_positive_int("attention_units", attention_units)
+        generator_lib.check_text_settings(
+            embedding_dim, lstm_units, attention_form, attention_units
+        )
     seed = generator_lib.offset_seed(seed, SEED_OFFSET)
 
     lightness = keras.Input((image_size, image_size, 1), name="lightness")
@@ -139,6 +142,7 @@ def build_discriminator(
             update_convention,
             generator_lib.offset_seed(seed, 2000),
             "fusion",
+            attention_form=attention_form,
         )
         x = fusion(x, memory, mask=mask)["fused"]
     logits = layers.Conv2D(

@@ -18,6 +18,7 @@ from keras_layers.word_encoder import WordEncoder
 
 BATCH_NORM_MODES = ("batch_statistics_always", "standard")
 TERMINATIONS = ("none", "gumbel")
+ATTENTION_FORMS = ("additive", "bilinear")
 # The encoder (released model): (filters as a multiple of ngf, strides,
 # dilation rate) of each 3x3 convolution, in blocks.
 ENCODER_BLOCKS = (
@@ -141,6 +142,20 @@ def check_max_tokens(max_tokens):
         check_positive_int("max_tokens", max_tokens)
 
 
+def check_text_settings(
+    embedding_dim, lstm_units, attention_form, attention_units
+):
+    check_positive_int("embedding_dim", embedding_dim)
+    check_positive_int("lstm_units", lstm_units)
+    if attention_form not in ATTENTION_FORMS:
+        raise ValueError(
+            f"`attention_form` must be one of {ATTENTION_FORMS}; received "
+            f"attention_form={attention_form!r}."
+        )
+    if attention_form == "additive":
+        check_positive_int("attention_units", attention_units)
+
+
 def offset_seed(seed, offset):
     return None if seed is None else int(seed) + offset
 
@@ -195,6 +210,7 @@ def fusion_layer(
     update_convention,
     seed,
     name,
+    attention_form="additive",
     num_steps=1,
     termination="none",
     output_projection=False,
@@ -204,14 +220,17 @@ def fusion_layer(
     termination_warmup_steps=0,
     termination_warmup_selection="last",
 ):
-    """The flowers fusion: additive attention and a per-pixel C-GRU whose
-    reset gate multiplies the image state (DEVIATIONS.md points 3, 4)."""
+    """The flowers fusion: attention (the release's additive form, or the
+    paper's bilinear one) and a per-pixel C-GRU whose reset gate multiplies
+    the image state (DEVIATIONS.md points 3, 4)."""
     gumbel = termination == "gumbel"
     return RecurrentAttentiveFusion(
         units=units,
         num_steps=num_steps,
-        attention_form="additive",
-        attention_units=attention_units,
+        attention_form=attention_form,
+        attention_units=attention_units
+        if attention_form == "additive"
+        else None,
         kernel_size=1,
         output_projection=output_projection,
         reset_gate_target="state",
@@ -343,6 +362,7 @@ def build_generator(
     word_vectors=None,
     train_embeddings=None,
     lstm_units=64,
+    attention_form="additive",
     attention_units=128,
     num_steps=1,
     termination="none",
@@ -386,7 +406,12 @@ def build_generator(
       lstm_units: BiLSTM units per direction (64 in the release; the
         paper prints "512"). Unlike the release's, the BiLSTM is trained
         with the model, not pretrained and frozen.
-      attention_units: hidden size of the additive attention (128).
+      attention_form: "additive" (the release: v^T tanh(W s + U u), a
+        hidden layer of `attention_units`) or "bilinear" (the paper's
+        section 3: s^T W u), see `TextAttention`; both softmax over the
+        words.
+      attention_units: hidden size of the additive attention (128); the
+        bilinear form has none.
       num_steps: T, fusion steps (1: the paper's and the release's
         "maximum length of the spatial RNN is 1").
       termination: "none" (the last step's output; the only choice at
@@ -443,9 +468,9 @@ def build_generator(
             f"received batch_norm_mode={batch_norm_mode!r}."
         )
     if text:
-        check_positive_int("embedding_dim", embedding_dim)
-        check_positive_int("lstm_units", lstm_units)
-        check_positive_int("attention_units", attention_units)
+        check_text_settings(
+            embedding_dim, lstm_units, attention_form, attention_units
+        )
     elif num_steps != 1 or termination != "none":
         raise ValueError(
             "The no-text baseline has no fusion: it needs num_steps=1 and "
@@ -480,6 +505,7 @@ def build_generator(
             update_convention,
             offset_seed(seed, 2000),
             "fusion",
+            attention_form=attention_form,
             num_steps=num_steps,
             termination=termination,
             output_projection=bool(output_projection),

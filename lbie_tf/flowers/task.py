@@ -17,8 +17,14 @@ _SOURCES = ("oxford_flowers_captions", "cosal_isoluminant")
 # The choices of generator.build_generator and gan.ColorizationGAN,
 # checked here without importing Keras.
 _TERMINATIONS = ("none", "gumbel")
+_ATTENTION_FORMS = ("additive", "bilinear")
 _NORMS = ("batch_statistics_always", "standard")
 _G_LOSSES = ("non_saturating", "minimax")
+
+
+def _attention_form(config):
+    # Runs trained before the switch existed have no such key: additive.
+    return config.model.get("attention_form", "additive")
 
 
 def _check_config(config):
@@ -44,6 +50,7 @@ def _check_config(config):
         )
     choices = (
         ("model.termination", config.model.termination, _TERMINATIONS),
+        ("model.attention_form", _attention_form(config), _ATTENTION_FORMS),
         ("model.batch_norm_mode", config.model.batch_norm_mode, _NORMS),
         ("train.generator_loss", config.train.generator_loss, _G_LOSSES),
     )
@@ -242,6 +249,7 @@ class FlowersTask(task_lib.Task):
             "max_tokens": self.config.data.max_tokens,
             "embedding_dim": model.embedding_dim,
             "lstm_units": model.lstm_units,
+            "attention_form": _attention_form(self.config),
             "attention_units": model.attention_units,
             "text": text,
             "seed": self.config.seed,

@@ -106,9 +106,20 @@ def test_text_weights_are_its_own():
     )
 
 
-@pytest.mark.parametrize("text", [True, False])
-def test_save_and_reload(tmp_path, text):
-    model = _build(text=text)
+def test_bilinear_attention():
+    model = _build(attention_form="bilinear")
+    fusion = model.get_layer("fusion")
+    assert fusion.attention_form == "bilinear"
+    assert fusion.attention_units is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"text": False}, {"attention_form": "bilinear"}],
+    ids=["text", "no_text", "bilinear"],
+)
+def test_save_and_reload(tmp_path, overrides):
+    model = _build(**overrides)
     inputs = _inputs()
     path = str(tmp_path / "discriminator.keras")
     model.save(path)
@@ -123,6 +134,7 @@ def test_save_and_reload(tmp_path, text):
         ({"filters": 0}, "filters"),
         ({"max_tokens": -1}, "max_tokens"),
         ({"lstm_units": 0}, "lstm_units"),
+        ({"attention_form": "dot"}, "attention_form"),
     ],
 )
 def test_rejects_bad_arguments(overrides, message):

@@ -111,6 +111,19 @@ def test_released_defaults():
     assert released.output["ab"].shape == (None, 256, 256, 2)
 
 
+def test_bilinear_attention_is_the_papers_form():
+    model = _build(attention_form="bilinear")
+    fusion = model.get_layer("fusion")
+    assert fusion.attention_form == "bilinear"
+    assert fusion.attention_units is None
+    names = {weight.path.split("/")[-1] for weight in fusion.weights}
+    assert "bilinear_kernel" in names
+    assert not names & {"query_kernel", "score_kernel"}
+    weights = np.asarray(model(_inputs(), training=False)["attention_weights"])
+    np.testing.assert_allclose(weights.sum(axis=2), 1.0, rtol=1e-5)
+    assert np.all(weights[0, :, 3:] == 0.0)
+
+
 def test_any_size_divisible_by_four(model):
     for size in (16, 48):
         outputs = model(_inputs(size=size), training=False)
@@ -224,8 +237,13 @@ def test_standard_batch_norm_uses_moving_statistics_at_inference():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"text": False}, {"num_steps": 2, "termination": "gumbel"}],
-    ids=["lbie", "no_text", "gumbel"],
+    [
+        {},
+        {"text": False},
+        {"num_steps": 2, "termination": "gumbel"},
+        {"attention_form": "bilinear"},
+    ],
+    ids=["lbie", "no_text", "gumbel", "bilinear"],
 )
 def test_save_and_reload(tmp_path, overrides):
     vectors = np.random.default_rng(3).normal(size=(10, 6)).astype("float32")
@@ -254,6 +272,8 @@ def test_save_and_reload(tmp_path, overrides):
         ({"max_tokens": 0}, "max_tokens"),
         ({"termination_warmup": 1.0}, "termination_warmup"),
         ({"vocabulary_size": 0}, "vocabulary_size"),
+        ({"attention_form": "scaled_dot"}, "attention_form"),
+        ({"attention_units": 0}, "attention_units"),
     ],
 )
 def test_rejects_bad_arguments(overrides, message):
