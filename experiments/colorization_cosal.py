@@ -8,7 +8,9 @@ colorization GAN and its no-text baseline on CoSaL recoloured with an
 isoluminant palette (experiments/configs/flowers_cosal.py), each in
 <workdir>/<model>, and writes results/colorization_cosal.md and .json:
 the share of test shapes whose colour, read from the predicted ab, is the
-true one, with text (`accuracy_text`) and without (`accuracy_no_text`).
+true one, with text (`accuracy_text`) and without (`accuracy_no_text`),
+and results/colorization_cosal.png: the first test images as grey input |
+with text | without text | original, caption under them.
 `--config.x=y` overrides apply to both models.
 """
 
@@ -33,8 +35,50 @@ _WORKDIR = flags.DEFINE_string(
     "workdir", "runs/colorization_cosal", "Runs go to <workdir>/<model>."
 )
 _RESULTS_DIR = flags.DEFINE_string(
-    "results_dir", "results", "Where colorization_cosal.md/.json go."
+    "results_dir", "results", "Where colorization_cosal.md/.json/.png go."
 )
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    "num_examples", 6, "Test images in colorization_cosal.png."
+)
+PICTURE_FILE = "colorization_cosal.png"
+# The 48 x 48 panels enlarged 4 times; a caption of nine sentences takes
+# about three lines at that width.
+PICTURE_SCALE = 4
+PICTURE_CAPTION_LINES = 4
+
+
+def write_picture(config, workdirs, num_examples, path):
+    """The first `num_examples` test images colourised by the finished
+    runs in `workdirs` (text model, then no-text baseline) as one PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from lbie_tf.core import artifacts
+    from lbie_tf.core import task as task_lib
+    from lbie_tf.flowers import summaries
+
+    task = task_lib.build_task(config)
+    inputs, targets = next(
+        iter(task.build_inputs("test", False, batch_size=num_examples))
+    )
+    colorized = [
+        summaries.colorize(
+            task.load_model(
+                os.path.join(workdir, artifacts.MODEL_FILE_NAME)
+            ).generator,
+            inputs,
+        )
+        for workdir in workdirs
+    ]
+    rows = summaries.grid_rows(
+        inputs,
+        targets,
+        *colorized,
+        scale=PICTURE_SCALE,
+        caption_lines=PICTURE_CAPTION_LINES,
+    )
+    with artifacts.atomic_path(path, suffix=".png") as temporary:
+        Image.fromarray(np.concatenate(list(rows), axis=0)).save(temporary)
 
 
 def markdown(result, rows):
@@ -54,6 +98,14 @@ def markdown(result, rows):
         "s (last command) |",
         "|---|---|---|---|---|",
     ]
+    picture = [
+        "",
+        "The first test images: grey input | with text | without text | "
+        "original, the caption under them.",
+        "",
+        f"![isoluminant CoSaL colourised with and without text]"
+        f"({PICTURE_FILE})",
+    ]
     for row in rows:
         lines.append(
             f"| {row['model']} | {row['shape_color_accuracy']:.4f} | "
@@ -64,6 +116,7 @@ def markdown(result, rows):
         f"{result['num_colors']} colours (chance {chance:.4f}), "
         f"{result['test_images']} test images, "
         f"{rows[0]['num_shapes']} shapes.",
+        *picture,
         "",
         "Command (both rows):",
         "",
@@ -85,10 +138,11 @@ def _run(argv):
 
     overrides = cli.config_overrides(flags.FLAGS)
     flags_text = " ".join(f"--config.{k}={v}" for k, v in overrides.items())
-    rows = []
+    rows, workdirs = [], []
     for model in MODELS:
         config = cli.apply_overrides(flowers_cosal.get_config(model), overrides)
         workdir = os.path.join(_WORKDIR.value, model)
+        workdirs.append(workdir)
         results = train_lib.train_and_evaluate(config, workdir)
         command = (
             "python -m experiments.train "
@@ -134,6 +188,12 @@ def _run(argv):
     artifacts.write_text(
         os.path.join(_RESULTS_DIR.value, "colorization_cosal.md"),
         markdown(result, rows),
+    )
+    write_picture(
+        cli.apply_overrides(flowers_cosal.get_config(MODELS[0]), overrides),
+        workdirs,
+        _NUM_EXAMPLES.value,
+        os.path.join(_RESULTS_DIR.value, PICTURE_FILE),
     )
 
 

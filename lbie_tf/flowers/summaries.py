@@ -20,20 +20,32 @@ def _uint8(rgb):
     return np.clip(np.round(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
 
 
-def grid_rows(inputs, targets, colorized, baseline=None):
+def grid_rows(
+    inputs,
+    targets,
+    colorized,
+    baseline=None,
+    scale=1,
+    caption_lines=_CAPTION_LINES,
+):
     """uint8 [N, H', W', 3]: per image the panels in a row with its caption
-    written under them (Pillow's default font)."""
-    lightness = inputs["lightness"].numpy()
+    written under them (Pillow's default font, at most `caption_lines`
+    lines), each panel enlarged `scale` times (nearest neighbour)."""
+    lightness = np.asarray(inputs["lightness"])
     grey = _uint8(np.repeat((lightness + 1.0) / 2.0, 3, axis=-1))
     original = _uint8(input_pipeline.to_rgb(lightness, targets["ab"]))
     columns = [grey, colorized] + ([baseline] if baseline is not None else [])
     columns.append(original)
+    columns = [
+        np.repeat(np.repeat(column, scale, axis=1), scale, axis=2)
+        for column in columns
+    ]
     rows = []
-    for index, caption in enumerate(targets["caption"].numpy()):
-        height, width = grey.shape[1:3]
+    for index, caption in enumerate(np.asarray(targets["caption"])):
+        height, width = columns[0].shape[1:3]
         total = len(columns) * (width + _GAP) - _GAP
         canvas = Image.new(
-            "RGB", (total, height + _CAPTION_LINES * _LINE_HEIGHT), "white"
+            "RGB", (total, height + caption_lines * _LINE_HEIGHT), "white"
         )
         for position, column in enumerate(columns):
             canvas.paste(
@@ -41,7 +53,7 @@ def grid_rows(inputs, targets, colorized, baseline=None):
             )
         lines = textwrap.wrap(
             caption.decode("utf-8", "replace"), width=max(total // 6, 10)
-        )[:_CAPTION_LINES]
+        )[:caption_lines]
         draw = ImageDraw.Draw(canvas)
         for line_index, line in enumerate(lines):
             draw.text(

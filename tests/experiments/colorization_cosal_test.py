@@ -5,7 +5,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 TINY = [
     "--config.data.cosal_train_size=16",
@@ -54,3 +56,13 @@ def test_both_models_train_and_the_results_are_written(tmp_path):
     assert 0.0 <= result["accuracy_text"] <= 1.0
     text = (tmp_path / "results/colorization_cosal.md").read_text()
     assert "no_text" in text and "experiments.colorization_cosal" in text
+    assert "(colorization_cosal.png)" in text
+    # The 4 test images (fewer than --num_examples' 6), each a row of four
+    # 48 x 48 panels enlarged 4 times with 4 px between them, 4 caption
+    # lines of 12 px under it.
+    picture = np.asarray(
+        Image.open(tmp_path / "results/colorization_cosal.png")
+    )
+    assert picture.shape == (4 * (4 * 48 + 4 * 12), 4 * 4 * 48 + 3 * 4, 3)
+    # Not blank: grey inputs, colourised panels and caption text.
+    assert picture.std() > 10
