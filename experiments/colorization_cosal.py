@@ -98,6 +98,22 @@ def markdown(result, rows):
         "s (last command) |",
         "|---|---|---|---|---|",
     ]
+    by_shape = [
+        "",
+        "By shape (the shape names share words: four ellipses, two triangles):",
+        "",
+        "| shape | " + " | ".join(row["model"] for row in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for name in rows[0]["shape_color_accuracy_by_shape"]:
+        cells = (row["shape_color_accuracy_by_shape"][name] for row in rows)
+        by_shape.append(
+            f"| {name} | "
+            + " | ".join(
+                "-" if cell is None else f"{cell:.3f}" for cell in cells
+            )
+            + " |"
+        )
     picture = [
         "",
         "The first test images: grey input | with text | without text | "
@@ -116,6 +132,7 @@ def markdown(result, rows):
         f"{result['num_colors']} colours (chance {chance:.4f}), "
         f"{result['test_images']} test images, "
         f"{rows[0]['num_shapes']} shapes.",
+        *by_shape,
         *picture,
         "",
         "Command (both rows):",
@@ -171,6 +188,7 @@ def _run(argv):
                 for key in (
                     "model",
                     "shape_color_accuracy",
+                    "shape_color_accuracy_by_shape",
                     "l1",
                     "l1_lab",
                     "epochs",

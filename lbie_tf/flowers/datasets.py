@@ -213,6 +213,7 @@ def _cosal_loader(num_colors):
             "captions": cosal_caption(example["sentence_text"])[None],
             "color_labels": labels,
             "cell_colors": example["cell_colors"],
+            "cell_shapes": example["cell_shapes"],
         }
 
     return load
@@ -296,7 +297,8 @@ def evaluation_dataset(
     """Test batches of (inputs, targets), the first caption of each image
     (deterministic): flowers images area-resized to `crop_size` (the
     released code's test-time size); targets hold `ab`, the `caption`
-    text and, for CoSaL, `color_labels` and `cell_colors`."""
+    text and, for CoSaL, `color_labels`, `cell_colors` and
+    `cell_shapes`."""
     if source == "cosal_isoluminant":
         load = _cosal_loader(num_colors)
     else:
@@ -308,6 +310,7 @@ def evaluation_dataset(
             extra = {
                 "color_labels": example["color_labels"],
                 "cell_colors": example["cell_colors"],
+                "cell_shapes": example["cell_shapes"],
             }
         else:
             lightness, ab = input_pipeline.to_model_inputs(example["image"])

@@ -5,6 +5,7 @@ accuracy read from the predicted ab."""
 
 import numpy as np
 
+from data_builders.cosal import vocabulary as cosal_vocabulary
 from lbie_tf.flowers import consistency, datasets, input_pipeline, lab
 
 GRID_SIZE = 3
@@ -59,12 +60,15 @@ def evaluate_model(model, dataset, source, num_colors):
       {"num_examples", "l1" (mean |ab - ab_hat| in normalised units),
       "l1_lab" (the same in Lab units)} and, for flowers, the
       `consistency.summary` keys; for CoSaL "shape_color_accuracy" (shapes
-      whose predicted colour is their true one), "num_shapes" and
-      "num_colors".
+      whose predicted colour is their true one), "num_shapes",
+      "num_colors" and "shape_color_accuracy_by_shape" (the same per shape
+      name, None for a shape never scored).
     """
     absolute, pixels, examples = 0.0, 0, 0
     colorized, originals, captions = [], [], []
-    correct, shapes = 0, 0
+    num_shape_kinds = len(cosal_vocabulary.SHAPE_NAMES)
+    correct = np.zeros(num_shape_kinds, np.int64)
+    shapes = np.zeros(num_shape_kinds, np.int64)
     for inputs, targets in dataset:
         predicted = model(inputs, training=False)["ab"]
         predicted = np.asarray(predicted, dtype=np.float32)
@@ -77,9 +81,11 @@ def evaluate_model(model, dataset, source, num_colors):
                 predicted, targets["color_labels"].numpy(), num_colors
             )
             truth = targets["cell_colors"].numpy()
+            kinds = targets["cell_shapes"].numpy()
             scored = found >= 0
-            correct += int((found[scored] == truth[scored]).sum())
-            shapes += int(scored.sum())
+            right = (found == truth) & scored
+            correct += np.bincount(kinds[right], minlength=num_shape_kinds)
+            shapes += np.bincount(kinds[scored], minlength=num_shape_kinds)
             continue
         lightness = inputs["lightness"]
         colorized.extend(_to_uint8(input_pipeline.to_rgb(lightness, predicted)))
@@ -95,9 +101,15 @@ def evaluate_model(model, dataset, source, num_colors):
     }
     if source == "cosal_isoluminant":
         results.update(
-            shape_color_accuracy=correct / max(shapes, 1),
-            num_shapes=shapes,
+            shape_color_accuracy=int(correct.sum()) / max(int(shapes.sum()), 1),
+            num_shapes=int(shapes.sum()),
             num_colors=num_colors,
+            shape_color_accuracy_by_shape={
+                name: int(right) / int(count) if count else None
+                for name, right, count in zip(
+                    cosal_vocabulary.SHAPE_NAMES, correct, shapes, strict=True
+                )
+            },
         )
     else:
         results.update(consistency.summary(colorized, originals, captions))

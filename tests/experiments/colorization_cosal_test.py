@@ -54,9 +54,12 @@ def test_both_models_train_and_the_results_are_written(tmp_path):
     } <= set(result)
     assert result["num_colors"] == 6 and result["test_images"] == 4
     assert 0.0 <= result["accuracy_text"] <= 1.0
+    for run in result["runs"]:
+        assert len(run["shape_color_accuracy_by_shape"]) == 9
     text = (tmp_path / "results/colorization_cosal.md").read_text()
     assert "no_text" in text and "experiments.colorization_cosal" in text
     assert "(colorization_cosal.png)" in text
+    assert "| half thin ellipse |" in text
     # The 4 test images (fewer than --num_examples' 6), each a row of four
     # 48 x 48 panels enlarged 4 times with 4 px between them, 4 caption
     # lines of 12 px under it.
