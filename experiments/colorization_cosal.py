@@ -114,6 +114,25 @@ def markdown(result, rows):
             )
             + " |"
         )
+    curves = [row["accuracy_by_epoch"] for row in rows]
+    epochs = sorted(set().union(*curves))
+    by_epoch = [
+        "",
+        "Test accuracy during training (every "
+        "`train.eval_every_epochs`, from the runs' TensorBoard logs):",
+        "",
+        "| epoch | " + " | ".join(row["model"] for row in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    for epoch in epochs:
+        cells = (curve.get(epoch) for curve in curves)
+        by_epoch.append(
+            f"| {epoch} | "
+            + " | ".join(
+                "-" if cell is None else f"{cell:.4f}" for cell in cells
+            )
+            + " |"
+        )
     picture = [
         "",
         "The first test images: grey input | with text | without text | "
@@ -133,6 +152,7 @@ def markdown(result, rows):
         f"{result['test_images']} test images, "
         f"{rows[0]['num_shapes']} shapes.",
         *by_shape,
+        *by_epoch,
         *picture,
         "",
         "Command (both rows):",
@@ -161,12 +181,22 @@ def _run(argv):
         workdir = os.path.join(_WORKDIR.value, model)
         workdirs.append(workdir)
         results = train_lib.train_and_evaluate(config, workdir)
+        curve = train_lib.epoch_metrics(workdir).get(
+            "test_shape_color_accuracy", {}
+        )
         command = (
             "python -m experiments.train "
             f"--config=experiments/configs/flowers_cosal.py:{model} "
             f"--workdir={workdir} {flags_text}"
         ).strip()
-        rows.append({**results, "model": model, "command": command})
+        rows.append(
+            {
+                **results,
+                "model": model,
+                "command": command,
+                "accuracy_by_epoch": curve,
+            }
+        )
         print(
             f"{model}: shape colour accuracy "
             f"{results['shape_color_accuracy']:.4f}",
@@ -189,6 +219,7 @@ def _run(argv):
                     "model",
                     "shape_color_accuracy",
                     "shape_color_accuracy_by_shape",
+                    "accuracy_by_epoch",
                     "l1",
                     "l1_lab",
                     "epochs",

@@ -47,6 +47,35 @@ def train_dataset(task, strategy, batch_size, first_epoch, num_epochs, skip):
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+def epoch_metrics(workdir):
+    """The epoch logs of a run as its TensorBoard callback wrote them
+    (<workdir>/tensorboard/train, every event file, so the pieces of a
+    resumed run too): {name: {epoch: value}}, names without Keras'
+    "epoch_" prefix, epochs counted from 1. An epoch logged twice keeps
+    the later value."""
+    from tensorflow.core.util import event_pb2
+
+    pattern = os.path.join(
+        os.fspath(workdir), TENSORBOARD_DIR_NAME, "train", "events.out.*"
+    )
+    logged = []
+    for path in tf.io.gfile.glob(pattern):
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.tag.startswith("epoch_"):
+                    number = float(tf.make_ndarray(value.tensor))
+                    logged.append(
+                        (event.wall_time, value.tag, event.step, number)
+                    )
+    metrics = {}
+    for _, tag, step, number in sorted(logged):
+        metrics.setdefault(tag.removeprefix("epoch_"), {})[step + 1] = number
+    return {
+        name: dict(sorted(values.items())) for name, values in metrics.items()
+    }
+
+
 def fit_verbosity(verbose):
     """Keras' verbosity for `fit`: a progress bar (1) only on a terminal;
     redirected to a file or pipe it becomes one plain line per epoch (2)."""

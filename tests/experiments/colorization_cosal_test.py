@@ -14,6 +14,7 @@ TINY = [
     "--config.data.cosal_test_size=4",
     "--config.data.shuffle_buffer=16",
     "--config.train.epochs=1",
+    "--config.train.eval_every_epochs=1",
     "--config.train.batch_size=8",
     "--config.train.verbose=0",
     "--config.eval.batch_size=4",
@@ -56,10 +57,16 @@ def test_both_models_train_and_the_results_are_written(tmp_path):
     assert 0.0 <= result["accuracy_text"] <= 1.0
     for run in result["runs"]:
         assert len(run["shape_color_accuracy_by_shape"]) == 9
+        # The one epoch's test accuracy, read back from TensorBoard: the
+        # number the final evaluation gives for the same weights.
+        assert list(run["accuracy_by_epoch"]) == ["1"]
+        assert run["accuracy_by_epoch"]["1"] == pytest.approx(
+            run["shape_color_accuracy"]
+        )
     text = (tmp_path / "results/colorization_cosal.md").read_text()
     assert "no_text" in text and "experiments.colorization_cosal" in text
     assert "(colorization_cosal.png)" in text
-    assert "| half thin ellipse |" in text
+    assert "| half thin ellipse |" in text and "| 1 |" in text
     # The 4 test images (fewer than --num_examples' 6), each a row of four
     # 48 x 48 panels enlarged 4 times with 4 px between them, 4 caption
     # lines of 12 px under it.
