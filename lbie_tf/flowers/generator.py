@@ -145,6 +145,8 @@ def check_max_tokens(max_tokens):
 def check_text_settings(
     embedding_dim, lstm_units, attention_form, attention_units
 ):
+    """ValueError naming the first bad text setting of a network with text
+    (the generator's or the discriminator's)."""
     check_positive_int("embedding_dim", embedding_dim)
     check_positive_int("lstm_units", lstm_units)
     if attention_form not in ATTENTION_FORMS:
