@@ -22,3 +22,12 @@ def check_positive_int(name, value):
 def check_non_negative_int(name, value):
     """Raises ValueError naming `name` unless `value` is an int >= 0."""
     _check_int_at_least(name, value, 0, "non-negative integer")
+
+
+def check_choice(name, value, choices):
+    """Raises ValueError naming `name` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {tuple(choices)}; received "
+            f"{name}={value!r}."
+        )

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_layers.argument_checks import check_positive_int
+from keras_layers.argument_checks import check_choice, check_positive_int
 from keras_layers.recurrent_attentive_fusion import RecurrentAttentiveFusion
 from keras_layers.word_encoder import WordEncoder
 
@@ -149,11 +149,7 @@ def check_text_settings(
     (the generator's or the discriminator's)."""
     check_positive_int("embedding_dim", embedding_dim)
     check_positive_int("lstm_units", lstm_units)
-    if attention_form not in ATTENTION_FORMS:
-        raise ValueError(
-            f"`attention_form` must be one of {ATTENTION_FORMS}; received "
-            f"attention_form={attention_form!r}."
-        )
+    check_choice("attention_form", attention_form, ATTENTION_FORMS)
     if attention_form == "additive":
         check_positive_int("attention_units", attention_units)
 
@@ -459,16 +455,8 @@ def build_generator(
     check_max_tokens(max_tokens)
     check_positive_int("ngf", ngf)
     check_positive_int("num_steps", num_steps)
-    if termination not in TERMINATIONS:
-        raise ValueError(
-            f"`termination` must be one of {TERMINATIONS}; received "
-            f"termination={termination!r}."
-        )
-    if batch_norm_mode not in BATCH_NORM_MODES:
-        raise ValueError(
-            f"`batch_norm_mode` must be one of {BATCH_NORM_MODES}; "
-            f"received batch_norm_mode={batch_norm_mode!r}."
-        )
+    check_choice("termination", termination, TERMINATIONS)
+    check_choice("batch_norm_mode", batch_norm_mode, BATCH_NORM_MODES)
     if text:
         check_text_settings(
             embedding_dim, lstm_units, attention_form, attention_units
