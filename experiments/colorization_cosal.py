@@ -81,6 +81,30 @@ def write_picture(config, workdirs, num_examples, path):
         Image.fromarray(np.concatenate(list(rows), axis=0)).save(temporary)
 
 
+def _table(title, key_name, keys, names, columns, number_format):
+    """Markdown lines: `title`, then a table with a row per key and a
+    column per name, from the `columns` dicts ("-" for a key a column
+    lacks or holds None)."""
+    lines = [
+        "",
+        title,
+        "",
+        f"| {key_name} | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key in keys:
+        cells = (column.get(key) for column in columns)
+        lines.append(
+            f"| {key} | "
+            + " | ".join(
+                "-" if cell is None else format(cell, number_format)
+                for cell in cells
+            )
+            + " |"
+        )
+    return lines
+
+
 def markdown(result, rows):
     """The results file for people: both accuracies, chance, commands."""
     chance = 1.0 / result["num_colors"]
@@ -98,41 +122,24 @@ def markdown(result, rows):
         "s (last command) |",
         "|---|---|---|---|---|",
     ]
-    by_shape = [
-        "",
+    names = [row["model"] for row in rows]
+    by_shape = _table(
         "By shape (the shape names share words: four ellipses, two triangles):",
-        "",
-        "| shape | " + " | ".join(row["model"] for row in rows) + " |",
-        "|---|" + "---|" * len(rows),
-    ]
-    for name in rows[0]["shape_color_accuracy_by_shape"]:
-        cells = (row["shape_color_accuracy_by_shape"][name] for row in rows)
-        by_shape.append(
-            f"| {name} | "
-            + " | ".join(
-                "-" if cell is None else f"{cell:.3f}" for cell in cells
-            )
-            + " |"
-        )
-    curves = [row["accuracy_by_epoch"] for row in rows]
-    epochs = sorted(set().union(*curves))
-    by_epoch = [
-        "",
+        "shape",
+        list(rows[0]["shape_color_accuracy_by_shape"]),
+        names,
+        [row["shape_color_accuracy_by_shape"] for row in rows],
+        ".3f",
+    )
+    by_epoch = _table(
         "Test accuracy during training (every "
         "`train.eval_every_epochs`, from the runs' TensorBoard logs):",
-        "",
-        "| epoch | " + " | ".join(row["model"] for row in rows) + " |",
-        "|---|" + "---|" * len(rows),
-    ]
-    for epoch in epochs:
-        cells = (curve.get(epoch) for curve in curves)
-        by_epoch.append(
-            f"| {epoch} | "
-            + " | ".join(
-                "-" if cell is None else f"{cell:.4f}" for cell in cells
-            )
-            + " |"
-        )
+        "epoch",
+        sorted(set().union(*(row["accuracy_by_epoch"] for row in rows))),
+        names,
+        [row["accuracy_by_epoch"] for row in rows],
+        ".4f",
+    )
     picture = [
         "",
         "The first test images: grey input | with text | without text | "

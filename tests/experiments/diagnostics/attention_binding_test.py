@@ -289,26 +289,23 @@ def test_command_prints_json(model_path, data_dir, task):
         *[f"--config.{field}={value}" for field, value in TINY.items()],
     ]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    completed = subprocess.run(
-        [*command, "--num_images=2"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
+
+    def run(num_images):
+        return subprocess.run(
+            [*command, f"--num_images={num_images}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=environment,
+        )
+
+    completed = run(2)
     assert completed.returncode == 0, completed.stderr
     printed = json.loads(completed.stdout)
     assert printed["model"] == str(model_path) and printed["images"] == 2
     assert printed["attention_resolution"] == 12
-    refused = subprocess.run(
-        [*command, "--num_images=0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=environment,
-    )
+    refused = run(0)
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip().splitlines()[-1] == (
         "error: --num_images must be at least 1; received 0."
