@@ -1,7 +1,5 @@
 """Tests of the synthetic flowers writer, checked from its files and pixels."""
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,14 +25,10 @@ def larger_download(tmp_path_factory):
     return root, summary
 
 
-def test_twenty_images_in_well_under_a_second_or_two(tmp_path):
-    start = time.perf_counter()
+def test_the_default_download_has_twenty_images(tmp_path):
     summary = synthetic.write_synthetic_download(tmp_path / "small")
-    elapsed = time.perf_counter() - start
     assert len(downloads.labels(tmp_path / "small")) == 20
     assert summary["trainval"]["images"] + summary["test"]["images"] == 20
-    # About 0.05 s on the 2-core development machine.
-    assert elapsed < 2, elapsed
 
 
 def test_output_is_a_function_of_the_arguments(tmp_path):
