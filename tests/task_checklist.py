@@ -63,7 +63,6 @@ def _train_args(task_name, workdir, data_dir, *extra):
         f"--workdir={workdir}",
         f"--config.data.data_dir={data_dir}",
         "--config.train.epochs=2",
-        "--config.train.backup_every_steps=1",
         *extra,
     ]
 
@@ -97,7 +96,10 @@ def run_task_checklist(task_name, tmp_path):
 
     tmp_path = pathlib.Path(tmp_path)
     data_dir, workdir = tmp_path / "data", tmp_path / "run"
-    args = _train_args(task_name, workdir, data_dir)
+    # A backup after every step, so that the kill comes mid-run.
+    args = _train_args(
+        task_name, workdir, data_dir, "--config.train.backup_every_steps=1"
+    )
 
     # Default strategy, killed after its first backup, then resumed.
     _kill_after_first_backup(args, workdir / "backup")
@@ -110,13 +112,15 @@ def run_task_checklist(task_name, tmp_path):
     steps_per_epoch = results["train_images"] // results["batch_size"]
     assert steps == results["epochs"] * steps_per_epoch
 
-    # The same config under MirroredStrategy over two logical CPUs.
+    # The same config under MirroredStrategy over two logical CPUs, with
+    # a backup at each epoch's end only.
     mirrored = tmp_path / "mirrored"
     _run(
         _train_args(
             task_name,
             mirrored,
             data_dir,
+            "--config.train.backup_every_steps=0",
             "--config.runtime.strategy=mirrored",
             "--config.runtime.num_cpu_devices=2",
         )

@@ -1,4 +1,4 @@
-"""What the serve tests share: CLI runs, a tiny trained export and a
+"""What the serve tests share: CLI runs, exports and a
 `python -m experiments.serve` subprocess on a free loopback port."""
 
 import json
@@ -30,24 +30,6 @@ def run_cli(args, check=True):
     if check:
         assert completed.returncode == 0, completed.stderr[-3000:]
     return completed
-
-
-def train_and_export(task_name, directory):
-    """Trains the task's smoke config through `experiments.train` and
-    exports it through `experiments.export`; returns the export dir."""
-    directory = pathlib.Path(directory)
-    workdir, export_dir = directory / "run", directory / "export"
-    run_cli(
-        [
-            "-m",
-            "experiments.train",
-            f"--config=experiments/configs/{task_name}_smoke.py",
-            f"--workdir={workdir}",
-            f"--config.data.data_dir={directory / 'data'}",
-        ]
-    )
-    export(workdir, export_dir)
-    return export_dir
 
 
 def export(model, export_dir):

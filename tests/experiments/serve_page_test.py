@@ -64,14 +64,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
+def export_dir(request):
     # The shipped trained model: the page shows a real edit.
     export = os.environ.get("SERVE_PAGE_EXPORT")
     if export:
         return export
-    return serve_helpers.export(
-        serve_helpers.PRETRAINED, tmp_path_factory.mktemp("page") / "export"
-    )
+    return request.getfixturevalue("pretrained_cosal_export")
 
 
 @pytest.fixture(scope="module")

@@ -62,12 +62,10 @@ def _direct(export_dir, image, text):
 
 
 @pytest.fixture(scope="module")
-def cosal_export(tmp_path_factory):
+def cosal_export(pretrained_cosal_export):
     # The shipped model, exported through the CLI (training one is the task
     # checklist's part).
-    return serve_helpers.export(
-        serve_helpers.PRETRAINED, tmp_path_factory.mktemp("cosal") / "export"
-    )
+    return pretrained_cosal_export
 
 
 @pytest.fixture(scope="module")
@@ -507,11 +505,11 @@ def test_cli_refuses_a_port_in_use(cosal_export):
 
 
 @pytest.mark.slow
-def test_a_referit_export_is_served_unchanged(tmp_path):
+def test_a_referit_export_is_served_unchanged(tmp_path, referit_smoke_run):
     from lbie_tf import tasks  # noqa: F401
     from lbie_tf.core import task as task_lib
 
-    export_dir = serve_helpers.train_and_export("referit", tmp_path)
+    _, export_dir = referit_smoke_run
     examples = task_lib.get_task_class("referit")().serving_examples()
     image = bytes(examples["serving_bytes"]["image_bytes"][0])
     text = examples["serving_bytes"]["text"][0].decode()

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.configs import referit_smoke
 from lbie_tf import tasks  # noqa: F401
-from lbie_tf.core import errors, train_lib
+from lbie_tf.core import errors
 from lbie_tf.referit import editing
 
 
@@ -52,12 +51,8 @@ def test_a_missing_output_directory_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("referit_edit")
-    config = referit_smoke.get_config("lbie")
-    config.data.data_dir = str(root / "data")
-    train_lib.train_and_evaluate(config, root / "run")
-    return root / "run"
+def workdir(referit_smoke_run):
+    return referit_smoke_run[0]
 
 
 def _mask(workdir, image_path, text, out_path):
