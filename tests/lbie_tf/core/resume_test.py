@@ -1,6 +1,7 @@
 """Tests that training survives `kill -9`, crashed saves, divergence and an
 unusable workdir."""
 
+import json
 import os
 import pathlib
 import re
@@ -125,6 +126,13 @@ def final_state(workdir):
     )
 
 
+def output_names(workdir):
+    """The output names of a run's model.keras."""
+    register_cosal_objects()
+    model = keras.saving.load_model(str(workdir / artifacts.MODEL_FILE_NAME))
+    return set(model.output)
+
+
 @pytest.mark.slow
 @pytest.mark.multiprocess
 @pytest.mark.parametrize("cell", ["paper_t4_attn_d4", "original_t4_attn_d4"])
@@ -170,6 +178,11 @@ def test_kill_mid_epoch_and_rerun_gives_bit_identical_weights(
         # and the resumed run went on from the backed-up value.
         gate = actual_seeds["fusion/termination_gate#0"]
         assert gate[1] > 0
+    else:
+        # The original family trains its step logits with the mixture loss.
+        assert "step_logits" in output_names(straight)
+    evaluated = json.loads((killed / "eval.json").read_text())
+    assert np.isfinite(evaluated["iou_shapes"])
     # The rerun removed what the kill left mid-save.
     for directory in (killed, killed / "backup"):
         assert not [n for n in os.listdir(directory) if n.startswith(".")]
