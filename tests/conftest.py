@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-# The longest file (`--durations`: about 10 minutes of the suite's 65 on a
-# loaded 2-core machine, three end-to-end checklists).
+# The longest file (`--durations`: about 6 of the suite's 31 test-minutes
+# on the quiet 2-core machine, three end-to-end checklists).
 LONGEST_FILES = ("tests/task_checklist_test.py",)
 
 
