@@ -128,7 +128,8 @@ def run_task_checklist(task_name, tmp_path):
     assert json.loads((mirrored / "eval.json").read_text())["replicas"] == 2
 
     # Evaluate and export through the CLIs.
-    _run(["-m", "experiments.evaluate", f"--workdir={workdir}"])
+    evaluated = _run(["-m", "experiments.evaluate", f"--workdir={workdir}"])
+    assert f"on {results['num_examples']} examples" in evaluated.stdout
     export_dir = tmp_path / "export"
     _run(
         [

@@ -184,41 +184,6 @@ def test_cli_rejects_a_bad_model_config_in_one_line(tmp_path, capsys):
         assert f"model.{key}" in lines[0]
 
 
-@pytest.mark.slow
-def test_cli_trains_with_overrides(tmp_path, data_dir):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    workdir = tmp_path / "cli"
-    args = [
-        "--config=experiments/configs/cosal.py:paper_t1_noattn_d4",
-        f"--workdir={workdir}",
-        "--config.data.name=direct_4_small",
-        f"--config.data.data_dir={data_dir}",
-        "--config.data.overrides.train_size=16",
-        "--config.data.overrides.test_size=6",
-        "--config.train.batch_size=8",
-        "--config.train.epochs=1",
-        "--config.train.verbose=0",
-    ]
-    subprocess.run(
-        [sys.executable, "-m", "experiments.train", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    results = json.loads((workdir / "eval.json").read_text())
-    assert results["T"] == 1 and results["attention"] is False
-    evaluated = subprocess.run(
-        [sys.executable, "-m", "experiments.evaluate", f"--workdir={workdir}"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    assert "iou_shapes" in evaluated.stdout
-
-
 def test_class_count_follows_the_number_of_colours(tmp_path):
     config = tiny_config("paper_t1_attn_d4", str(tmp_path / "tfds"))
     config.data.overrides.num_colors = 3
